@@ -1,0 +1,40 @@
+# The two commands of the README. Each one sets up .venv from pyproject.toml first (once).
+#   make reproduce   run every notebook with papermill (PROFILE=auto|quick|full), regenerate figures/ and
+#                    paper_reproductions/RESULTS.md
+#   make test        unit tests of lib, then nbval over every notebook in the quick profile
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PROFILE ?= auto
+STAMP  := $(VENV)/.installed
+BUILD  := build
+# Tests write figures and runs here, never into the committed figures/.
+TEST_ENV := CI=1 AVAE_FIGURES_DIR=$(CURDIR)/$(BUILD)/test-figures AVAE_RUNS_DIR=$(CURDIR)/$(BUILD)/test-runs
+
+.PHONY: install reproduce test unit notebooks-test lab clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+reproduce: $(STAMP)
+	$(BIN)/python -m paper_reproductions.run --profile $(PROFILE)
+
+test: unit notebooks-test
+
+unit: $(STAMP)
+	$(TEST_ENV) $(BIN)/python -m pytest tests
+
+notebooks-test: $(STAMP)
+	$(BIN)/python tests/notebooks_to_ipynb.py $(BUILD)/notebooks
+	$(TEST_ENV) $(BIN)/python -m pytest --nbval-lax -p no:cacheprovider $(BUILD)/notebooks
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks/
+
+clean:
+	rm -rf $(BUILD) .pytest_cache

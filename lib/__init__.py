@@ -1,0 +1,9 @@
+"""lib: the thin library behind the notebooks of the adversarial-VAE reference repository.
+
+One file per concern: ``data`` (MNIST offline, binarisation, batches), ``toys`` (closed-form toy
+distributions), ``nets`` (encoders, decoders, adversaries), ``vae`` / ``avb`` (one module per
+method's objective), ``models`` (build a method from a config), ``train`` (the multi-player loop,
+checkpoints), ``evaluate`` (ELBO, IWAE log p(x)), ``plotting`` (figures), ``runs`` (profiles,
+seeds, run folders, atomic files).
+"""
+__version__ = "0.1.0"

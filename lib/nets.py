@@ -1,0 +1,226 @@
+"""Networks: encoders (Gaussian, implicit, moment-tractable), the Bernoulli decoder, adversaries.
+
+Every encoder and adversary is built on a *trunk*: a module mapping x (and, for implicit encoders,
+noise eps) to features ``(B, F)``. Two trunks exist: an MLP (toys and the ``quick`` profile) and the
+convolutional trunk of AVB's MNIST experiments (``full`` profile; Mescheder et al. 2017, App. F:
+5x5 convolutions with 64/128/256/512 channels, noise added at every layer).
+
+Shapes: x ``(B, *x_shape)`` with values in [0, 1]; z ``(B, Z)``; eps ``(B, E)``.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.distributions as D
+import torch.nn as nn
+import torch.nn.functional as F
+
+ACTIVATIONS = {"elu": nn.ELU, "relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(0.2), "softplus": nn.Softplus}
+
+
+def mlp(sizes: list[int], act: str = "elu", out_act: bool = False) -> nn.Sequential:
+    """Fully connected net ``sizes[0] -> ... -> sizes[-1]`` with ``act`` between layers."""
+    layers: list[nn.Module] = []
+    for i in range(len(sizes) - 1):
+        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
+        if i < len(sizes) - 2 or out_act:
+            layers.append(ACTIVATIONS[act]())
+    return nn.Sequential(*layers)
+
+
+class MLPTrunk(nn.Module):
+    """x (B, *x_shape) [, eps (B, noise_dim)] -> features (B, hidden[-1]); eps is concatenated to x."""
+
+    def __init__(self, x_dim: int, hidden: list[int], act: str = "elu", noise_dim: int = 0):
+        super().__init__()
+        self.noise_dim, self.out_dim = noise_dim, hidden[-1]
+        self.net = mlp([x_dim + noise_dim, *hidden], act, out_act=True)
+
+    def forward(self, x: torch.Tensor, eps: torch.Tensor | None = None) -> torch.Tensor:
+        h = x.flatten(1)
+        if self.noise_dim:
+            h = torch.cat([h, eps], dim=1)
+        return self.net(h)
+
+
+class ConvTrunk(nn.Module):
+    """(B, 1, 28, 28) [, eps] -> (B, 512 * 2 * 2): 5x5 stride-2 convs 64/128/256/512, ELU.
+
+    With ``noise_dim > 0`` a learned projection of eps is added to every layer's pre-activation
+    (AVB's MNIST encoder, "noise added at each layer").
+    """
+
+    def __init__(self, channels=(64, 128, 256, 512), noise_dim: int = 0):
+        super().__init__()
+        self.noise_dim = noise_dim
+        chans = (1, *channels)
+        self.convs = nn.ModuleList(nn.Conv2d(chans[i], chans[i + 1], 5, stride=2, padding=2) for i in range(len(channels)))
+        self.noise = nn.ModuleList(nn.Linear(noise_dim, c) for c in channels) if noise_dim else None
+        self.out_dim = channels[-1] * 2 * 2  # 28 -> 14 -> 7 -> 4 -> 2
+
+    def forward(self, x: torch.Tensor, eps: torch.Tensor | None = None) -> torch.Tensor:
+        h = x
+        for i, conv in enumerate(self.convs):
+            h = conv(h)
+            if self.noise is not None:
+                h = h + self.noise[i](eps)[:, :, None, None]
+            h = F.elu(h)
+        return h.flatten(1)
+
+
+def make_trunk(arch: str, x_shape, hidden=(512, 512), act="elu", noise_dim=0) -> nn.Module:
+    """``arch``: ``"mlp"`` or ``"conv"`` (28x28 images only). raises ValueError otherwise."""
+    if arch == "mlp":
+        return MLPTrunk(math.prod(x_shape), list(hidden), act, noise_dim)
+    if arch == "conv":
+        if tuple(x_shape) != (1, 28, 28):
+            raise ValueError(f"arch='conv' needs x_shape (1, 28, 28), got {tuple(x_shape)}")
+        return ConvTrunk(noise_dim=noise_dim)
+    raise ValueError(f"unknown arch {arch!r}: use 'mlp' or 'conv'")
+
+
+class GaussianEncoder(nn.Module):
+    """q_phi(z|x) = N(mu(x), diag sigma(x)^2) (Kingma & Welling 2014). forward(x) -> Independent Normal over (B, Z)."""
+
+    def __init__(self, trunk: nn.Module, z_dim: int):
+        super().__init__()
+        self.trunk, self.z_dim = trunk, z_dim
+        self.head = nn.Linear(trunk.out_dim, 2 * z_dim)
+
+    def forward(self, x: torch.Tensor) -> D.Independent:
+        mu, raw = self.head(self.trunk(x)).chunk(2, dim=1)
+        return D.Independent(D.Normal(mu, F.softplus(raw) + 1e-4), 1)
+
+    def sample(self, x: torch.Tensor) -> torch.Tensor:
+        """Reparameterised z ~ q(z|x): (B, Z)."""
+        return self(x).rsample()
+
+
+class ImplicitEncoder(nn.Module):
+    """AVB's black-box posterior z = z_phi(x, eps), eps ~ N(0, I_E); its density is never evaluated."""
+
+    def __init__(self, trunk: nn.Module, z_dim: int):
+        super().__init__()
+        if not getattr(trunk, "noise_dim", 0):
+            raise ValueError("ImplicitEncoder needs a trunk built with noise_dim > 0")
+        self.trunk, self.z_dim, self.noise_dim = trunk, z_dim, trunk.noise_dim
+        self.head = nn.Linear(trunk.out_dim, z_dim)
+
+    def sample(self, x: torch.Tensor) -> torch.Tensor:
+        """z ~ q_phi(z|x), differentiable in phi: (B, Z)."""
+        eps = torch.randn(x.shape[0], self.noise_dim, device=x.device, dtype=x.dtype)
+        return self.head(self.trunk(x, eps))
+
+
+class MomentEncoder(nn.Module):
+    """Moment-tractable implicit encoder for adaptive contrast (Mescheder et al. 2017, Sec. 4).
+
+    z_k = a_{0,k}(x) + sum_i v_{i,k}(eps_i) a_{i,k}(x), eps_i ~ N(0, I_E) independent, i = 1..m,
+    so E z = a_0 + sum_i E[v_i] a_i and Var z = sum_i Var[v_i] a_i^2. The moments of the noise
+    networks v_i are estimated by Monte Carlo over ``n_moment_samples`` draws and detached.
+    """
+
+    def __init__(self, trunk: nn.Module, z_dim: int, n_basis: int = 8, noise_dim: int = 16,
+                 noise_hidden: int = 64, n_moment_samples: int = 256):
+        super().__init__()
+        self.trunk, self.z_dim, self.m, self.noise_dim = trunk, z_dim, n_basis, noise_dim
+        self.n_moment_samples = n_moment_samples
+        self.head = nn.Linear(trunk.out_dim, (n_basis + 1) * z_dim)
+        # m independent noise nets R^E -> R^Z, evaluated together with batched matmuls
+        self.w1 = nn.Parameter(torch.randn(n_basis, noise_dim, noise_hidden) / math.sqrt(noise_dim))
+        self.b1 = nn.Parameter(torch.zeros(n_basis, 1, noise_hidden))
+        self.w2 = nn.Parameter(torch.randn(n_basis, noise_hidden, z_dim) / math.sqrt(noise_hidden))
+        self.b2 = nn.Parameter(torch.zeros(n_basis, 1, z_dim))
+
+    def _v(self, eps: torch.Tensor) -> torch.Tensor:
+        """eps (m, N, E) -> v (m, N, Z)."""
+        return torch.baddbmm(self.b2, F.elu(torch.baddbmm(self.b1, eps, self.w1)), self.w2)
+
+    def _sample(self, x: torch.Tensor):
+        B = x.shape[0]
+        a = self.head(self.trunk(x)).view(B, self.m + 1, self.z_dim)
+        a0, A = a[:, 0], a[:, 1:]
+        v = self._v(torch.randn(self.m, B, self.noise_dim, device=x.device, dtype=x.dtype)).transpose(0, 1)  # (B, m, Z)
+        return a0 + (v * A).sum(1), a0, A
+
+    def sample_with_moments(self, x: torch.Tensor):
+        """returns z (B, Z) differentiable in phi, and the detached mean and std of q_phi(z|x), each (B, Z)."""
+        z, a0, A = self._sample(x)
+        with torch.no_grad():
+            vs = self._v(torch.randn(self.m, self.n_moment_samples, self.noise_dim, device=x.device, dtype=x.dtype))
+            ev, varv = vs.mean(1), vs.var(1)  # (m, Z)
+            mean = a0 + (ev * A).sum(1)
+            std = ((varv * A.pow(2)).sum(1)).clamp_min(1e-8).sqrt()
+        return z, mean.detach(), std.detach()
+
+    def sample(self, x: torch.Tensor) -> torch.Tensor:
+        """z ~ q_phi(z|x), differentiable in phi: (B, Z) (no moments computed)."""
+        return self._sample(x)[0]
+
+
+class BernoulliDecoder(nn.Module):
+    """p_theta(x|z) = prod_pixels Bernoulli(sigmoid(logits(z))). forward(z) -> logits (B, *x_shape)."""
+
+    def __init__(self, z_dim: int, x_shape, arch: str = "mlp", hidden=(512, 512), act: str = "elu"):
+        super().__init__()
+        self.x_shape = tuple(x_shape)
+        if arch == "mlp":
+            self.net = mlp([z_dim, *hidden, math.prod(x_shape)], act)
+        elif arch == "conv":
+            if self.x_shape != (1, 28, 28):
+                raise ValueError(f"arch='conv' needs x_shape (1, 28, 28), got {self.x_shape}")
+            self.net = nn.Sequential(  # AVB's MNIST decoder: FC -> 7x7 -> transposed convs -> 28x28 logits
+                nn.Linear(z_dim, 7 * 7 * 256), nn.ELU(), nn.Unflatten(1, (256, 7, 7)),
+                nn.ConvTranspose2d(256, 128, 5, stride=2, padding=2, output_padding=1), nn.ELU(),
+                nn.ConvTranspose2d(128, 64, 5, stride=2, padding=2, output_padding=1), nn.ELU(),
+                nn.Conv2d(64, 1, 5, padding=2),
+            )
+        else:
+            raise ValueError(f"unknown arch {arch!r}: use 'mlp' or 'conv'")
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z).view(z.shape[0], *self.x_shape)
+
+    def log_prob(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """log p_theta(x|z) in nats, summed over pixels: (B,). x (B, *x_shape) in [0, 1]."""
+        logits = self(z)
+        return -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none").flatten(1).sum(1)
+
+
+class Adversary(nn.Module):
+    """T_psi(x, z) = T_net(x, z) + 1/2 ||z||^2 (Mescheder et al. 2017; the analytic -log p(z) term
+    up to a constant, so that T_net only has to learn log q(z|x)). forward -> (B,) logits.
+
+    ``kind="concat"``: T_net = MLP([x, z]). ``kind="inner"`` (AVB's MNIST adversary):
+    T_net = <theta(x), s(z)> + T_x(x) + T_z(z) with MLP branches for x and z.
+    """
+
+    def __init__(self, x_dim: int, z_dim: int, hidden=(256, 256), act: str = "elu", kind: str = "concat",
+                 embed_dim: int = 64, analytic_prior: bool = True):
+        super().__init__()
+        self.kind, self.analytic_prior = kind, analytic_prior
+        if kind == "concat":
+            self.net = mlp([x_dim + z_dim, *hidden, 1], act)
+        elif kind == "inner":
+            self.x_branch = mlp([x_dim, *hidden, embed_dim + 1], act)
+            self.z_branch = mlp([z_dim, *hidden, embed_dim + 1], act)
+        else:
+            raise ValueError(f"unknown adversary kind {kind!r}: use 'concat' or 'inner'")
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        xf = x.flatten(1)
+        if self.kind == "concat":
+            t = self.net(torch.cat([xf, z], dim=1)).squeeze(1)
+        else:
+            a, b = self.x_branch(xf), self.z_branch(z)
+            t = (a[:, :-1] * b[:, :-1]).sum(1) + a[:, -1] + b[:, -1]
+        if self.analytic_prior:
+            t = t + 0.5 * z.pow(2).sum(1)
+        return t
+
+
+def standard_normal_prior(z_dim: int, device="cpu") -> D.Independent:
+    """p(z) = N(0, I_Z) as a ``torch.distributions`` object over (B, Z)."""
+    zero = torch.zeros(z_dim, device=device)
+    return D.Independent(D.Normal(zero, torch.ones_like(zero)), 1)

@@ -1,0 +1,152 @@
+"""Run bookkeeping: profile and device resolution, seeding, run folders, atomic files, environment record.
+
+A run lives in ``runs/<experiment>/<stamp>_s<seed>/`` and holds ``config.json``, ``env.json``,
+``metrics.jsonl``, ``final_metrics.json`` and ``ckpt.pt``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import random
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .paths import ROOT, runs_dir
+
+PROFILES = ("auto", "quick", "full")
+
+
+def resolve_profile(profile: str) -> str:
+    """``"auto"`` -> ``"full"`` on a GPU, ``"quick"`` without one or when ``CI`` is set.
+
+    raises ValueError for a name other than auto / quick / full.
+    """
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}: use one of {PROFILES}")
+    if profile != "auto":
+        return profile
+    return "full" if torch.cuda.is_available() and not os.environ.get("CI") else "quick"
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``"auto"`` -> ``cuda`` when available, else ``cpu``. raises RuntimeError if CUDA is asked for but absent.
+
+    On the CPU, the environment variable ``AVAE_NUM_THREADS`` (if set) fixes torch's thread count:
+    on small VMs shared with other processes, one thread can be several times faster than two.
+    """
+    if os.environ.get("AVAE_NUM_THREADS"):
+        torch.set_num_threads(int(os.environ["AVAE_NUM_THREADS"]))
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {device!r} was requested but CUDA is not available here; use DEVICE='cpu' or 'auto'")
+    return dev
+
+
+def seed_everything(seed: int) -> None:
+    """Seed ``random``, ``numpy`` and ``torch`` (CPU and CUDA) with one integer."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict:
+    """All RNG states, for checkpoints."""
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def new_run_dir(experiment: str, seed: int, run_dir: str | os.PathLike | None = None) -> Path:
+    """The run folder: ``run_dir`` if given (created), else ``runs/<experiment>/<stamp>_s<seed>/``."""
+    path = Path(run_dir) if run_dir else runs_dir() / experiment / f"{time.strftime('%Y%m%d-%H%M%S')}_s{seed}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to a temporary file in the same folder, fsync, then rename over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; results and figures are meant to be shared
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: str | os.PathLike, obj) -> None:
+    """Atomically write ``obj`` as indented, key-sorted JSON."""
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n").encode())
+
+
+def _json_default(o):
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, torch.Tensor):
+        return o.tolist()
+    if isinstance(o, (Path, torch.device)):
+        return str(o)
+    raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def env_info(device: torch.device | str | None = None) -> dict:
+    """Versions, device and git commit, for ``env.json`` and the results table."""
+    dev = torch.device(device) if device is not None else None
+    info = {
+        "python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+        "platform": platform.platform(), "cpu_threads": torch.get_num_threads(),
+        "device": str(dev) if dev else None, "git_commit": git_commit(),
+    }
+    if dev is not None and dev.type == "cuda":
+        info["device_name"] = torch.cuda.get_device_name(dev)
+    else:
+        info["device_name"] = f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    return info
+
+
+def start_run(experiment: str, *, profile: str, seed: int, device: torch.device, config: dict,
+              run_dir: str | os.PathLike | None = None) -> Path:
+    """Create the run folder and write ``config.json`` and ``env.json``. returns the folder."""
+    path = new_run_dir(experiment, seed, run_dir)
+    write_json(path / "config.json", {"experiment": experiment, "profile": profile, "seed": seed, **config})
+    write_json(path / "env.json", env_info(device))
+    return path
+
+
+def finish_run(run_dir: Path, experiment: str, *, profile: str, seed: int, device, metrics: dict) -> dict:
+    """Write ``final_metrics.json``: ``metrics`` maps a key to ``{"value", "sem"?, "implementation", ...}``."""
+    out = {"experiment": experiment, "profile": profile, "seed": seed, "device": env_info(device)["device_name"],
+           "metrics": metrics}
+    write_json(Path(run_dir) / "final_metrics.json", out)
+    return out

@@ -1,0 +1,161 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 12 · AVB and the VAE on MNIST (Mescheder et al. 2017, Sec. 5.2, Table 2)
+#
+# Models of the paper's Table 2: the VAE with 8- and 32-dimensional latents, AVB (implicit encoder,
+# 8-dim), and AVB with adaptive contrast (AC) at 8 and 32 dims; all with a Bernoulli decoder on
+# dynamically binarised MNIST (50k / 10k / 10k split, see `lib/data.py`).
+#
+# For each model we report, on fixed-binarised test images:
+#
+# * the **ELBO** $\mathbb E_{q_\phi(z|x)}[\log p_\theta(x|z)] - \mathrm{KL}$ -- analytic KL for the VAE; for
+#   AVB the KL is the adversary's estimate $T$ (AC: $T + \log r_\alpha - \log p$), so AVB's "ELBO" is
+#   an estimate and not a bound;
+# * $\log p_\theta(x)$ by **importance sampling** (IWAE-$k$, a lower bound whatever the proposal):
+#   $\log \frac1k\sum_i p_\theta(x|z_i)p(z_i)/r(z_i|x)$ with $r$ the VAE encoder, AVB+AC's
+#   moment-matched Gaussian, or for AVB a Gaussian fitted to posterior samples.
+#
+# The paper evaluates $\log p(x)$ with AIS (added by the evaluation notebook `90_eval_ais` in a later
+# issue); IWAE and AIS are both lower bounds, so ours can only come out *below* a converged AIS value.
+# Quick profile: MLP networks and a few thousand iterations on a CPU; full profile: the paper's
+# convolutional networks and settings, on a GPU.
+
+# %% tags=["parameters"]
+PROFILE = "auto"
+SEED = 0
+DEVICE = "auto"
+RUN_DIR = ""
+STEPS = 0
+MODELS = "vae-8,vae-32,avb-8,avb_ac-8,avb_ac-32"
+
+# %%
+import matplotlib.pyplot as plt
+import torch
+
+from lib.data import BatchSampler, fixed_binarization, load_mnist
+from lib.evaluate import evaluate_elbo, evaluate_log_px
+from lib.models import build_method
+from lib.plotting import image_grid, learning_curves, savefig
+from lib.runs import finish_run, resolve_device, resolve_profile, seed_everything, start_run
+from lib.train import fit
+
+profile = resolve_profile(PROFILE)
+device = resolve_device(DEVICE)
+SETTINGS = {
+    # quick: 784-512-512 MLPs, larger learning rates, ~4 epochs; a minute or two per model on a laptop CPU
+    "quick": dict(arch="mlp", hidden=(512, 512), adversary_hidden=(512, 512), adversary_kind="concat",
+                  steps=2_000, batch_size=100, lr_vae=1e-3, lr_primal=3e-4, lr_adversary=6e-4,
+                  n_test_elbo=2_000, n_test_iwae=500, k_iwae=200),
+    # full: AVB's official MNIST scripts (conv encoder with noise at every layer, conv decoder,
+    # inner-product adversary with FC-1024 branches, batch 128, Adam beta1 0.5, lr 5e-5 / 1e-4, 2.5M steps)
+    "full": dict(arch="conv", hidden=(512, 512), adversary_hidden=(1024, 1024, 1024), adversary_kind="inner",
+                 steps=2_500_000, batch_size=128, lr_vae=5e-5, lr_primal=5e-5, lr_adversary=1e-4,
+                 n_test_elbo=10_000, n_test_iwae=2_048, k_iwae=5_000),
+}[profile]
+if STEPS:
+    SETTINGS["steps"] = int(STEPS)
+model_names = [m.strip() for m in MODELS.split(",") if m.strip()]
+cfg = dict(**SETTINGS, models=model_names, betas=(0.5, 0.999), adversary_steps=1, noise_dim=32, binarization="dynamic",
+           split="50k/10k/10k, test set binarised once with seed 0")
+run_dir = start_run("12_avb_mnist", profile=profile, seed=SEED, device=device, config=cfg, run_dir=RUN_DIR or None)
+print(f"profile={profile} device={device} run_dir={run_dir}")
+
+# %%
+mnist = load_mnist()
+train_x = mnist["train"].images.to(device)  # grey levels; batches are Bernoulli-sampled as they are read
+x_test = fixed_binarization(mnist["test"].images, seed=0).to(device)
+x_elbo, x_iwae = x_test[: cfg["n_test_elbo"]], x_test[: cfg["n_test_iwae"]]
+
+# %% [markdown]
+# ## Training
+# Every model is built and trained from the same seed. AVB's players: the adversary $T(x,z)$ (one step
+# per primal step on MNIST, learning rate twice the primal one) and the primal encoder + decoder.
+# Before training we record each model's test $\log p(x)$, so that "it learned" is a number.
+
+# %%
+def build(name: str):
+    method, z_dim = name.split("-")
+    return build_method(method, x_shape=(1, 28, 28), z_dim=int(z_dim), arch=cfg["arch"], hidden=cfg["hidden"],
+                        noise_dim=cfg["noise_dim"], adversary_hidden=cfg["adversary_hidden"],
+                        adversary_kind=cfg["adversary_kind"], adversary_steps=cfg["adversary_steps"]).to(device)
+
+
+results, histories, models = {}, {}, {}
+for name in model_names:
+    seed_everything(SEED)
+    model = build(name)
+    untrained = evaluate_log_px(model, x_iwae[:200], k=cfg["k_iwae"])["value"]
+    lr = {"model": cfg["lr_vae"]} if name.startswith("vae") else {"primal": cfg["lr_primal"], "adversary": cfg["lr_adversary"]}
+    histories[name] = fit(model, BatchSampler(train_x, cfg["batch_size"]), steps=cfg["steps"], lr=lr, betas=cfg["betas"],
+                          run_dir=run_dir / name, log_every=max(cfg["steps"] // 40, 1), ckpt_every=max(cfg["steps"] // 10, 1),
+                          desc=name)
+    elbo = evaluate_elbo(model, x_elbo)
+    log_px = evaluate_log_px(model, x_iwae, k=cfg["k_iwae"])
+    results[name] = dict(elbo=elbo, log_px=log_px, untrained_log_px=untrained)
+    models[name] = model
+    print(f"{name:>10}: test ELBO {elbo['value']:8.2f} ± {elbo['sem']:.2f} (rec {elbo['rec']:.1f}, KL {elbo['kl']:.1f})"
+          f" | IWAE-{cfg['k_iwae']} log p(x) {log_px['value']:8.2f} ± {log_px['sem']:.2f} | untrained {untrained:.1f}")
+
+# %% [markdown]
+# ## Checks
+# * Every trained model's test $\log p(x)$ is far above the untrained model's (by at least 100 nats).
+# * For the VAE, IWAE-$k$ with the encoder as proposal can only *raise* the bound: $\log p \ge$ ELBO up to
+#   Monte Carlo noise (a few standard errors of the difference).
+
+# %%
+for name, r in results.items():
+    assert r["log_px"]["value"] > r["untrained_log_px"] + 100, (name, r)
+    if name.startswith("vae"):
+        slack = 3 * (r["log_px"]["sem"] ** 2 + r["elbo"]["sem"] ** 2) ** 0.5
+        assert r["log_px"]["value"] >= r["elbo"]["value"] - slack, (name, r)
+
+# %% [markdown]
+# ## Samples, reconstructions and learning curves
+
+# %%
+with torch.no_grad():
+    fig, axes = plt.subplots(2, len(models), figsize=(3.2 * len(models), 6.6), layout="constrained")
+    axes = axes.reshape(2, -1)
+    seed_everything(SEED)
+    x_show = x_test[:32]
+    for j, (name, model) in enumerate(models.items()):
+        z = torch.randn(64, model.z_dim, device=device)
+        image_grid(torch.sigmoid(model.decoder(z)), nrow=8, ax=axes[0, j], title=f"{name}: samples (means)")
+        rec = torch.sigmoid(model.decoder(model.sample_posterior(x_show)))
+        pairs = torch.stack([x_show, rec], 1).flatten(0, 1)  # data, reconstruction, data, ...
+        image_grid(pairs, nrow=8, ax=axes[1, j], title=f"{name}: data | reconstruction")
+    fig.suptitle(f"MNIST ({profile} profile, seed {SEED}): decoder means of prior samples, and reconstructions")
+    savefig(fig, "12_avb_mnist_samples")
+    plt.show()
+
+# %%
+fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
+curves = {n: [{"step": r["step"], "elbo": r.get("model/elbo", r.get("primal/elbo"))} for r in h] for n, h in histories.items()}
+learning_curves(curves, "elbo", ax=ax, ylabel="training ELBO per batch (nats)")
+ax.set_ylim(-220, -80)
+ax.set_title(f"Training curves ({profile} profile); AVB's ELBO uses the adversary's KL estimate")
+savefig(fig, "12_avb_mnist_curves")
+plt.show()
+
+# %%
+metrics = {}
+for name, r in results.items():
+    key = name.replace("-", "_")
+    metrics[f"{key}_elbo"] = {k: v for k, v in r["elbo"].items() if k in ("value", "sem", "n", "implementation")}
+    metrics[f"{key}_log_px"] = {**{k: v for k, v in r["log_px"].items()}, "split": "test"}
+    metrics[f"{key}_untrained_log_px"] = {"value": r["untrained_log_px"], "n": 200, "implementation": r["log_px"]["implementation"]}
+finish_run(run_dir, "12_avb_mnist", profile=profile, seed=SEED, device=device, metrics=metrics)
+for k, v in metrics.items():
+    print(f"{k:>28}: {v['value']:9.2f}")

@@ -1,0 +1,208 @@
+"""Batch runner: execute every notebook with papermill and regenerate ``paper_reproductions/RESULTS.md``.
+
+    python -m paper_reproductions.run                    # every experiment, profile resolved (auto)
+    python -m paper_reproductions.run --profile quick --only 11_avb_toy_4points --seeds 0 1 2
+    python -m paper_reproductions.run --results-only     # rebuild RESULTS.md from runs/ on disk
+
+For each parameter file ``params/<experiment>.<profile>.yaml`` of the chosen profile, and for each
+of its seeds, the notebook ``notebooks/<notebook>.py`` is read with jupytext, executed by papermill
+with the file's parameters plus ``PROFILE``, ``SEED`` and ``RUN_DIR``, and stored executed as
+``runs/<experiment>/<stamp>_s<seed>/<notebook>.ipynb`` next to the run's ``final_metrics.json``.
+Every notebook runs even when one fails; the runner then exits 1 naming each failed notebook and cell.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from lib.paths import NOTEBOOKS_DIR, REPRO_DIR, runs_dir
+from lib.runs import PROFILES, atomic_write_bytes, resolve_profile
+
+PARAMS_DIR = REPRO_DIR / "params"
+PAPER_VALUES = REPRO_DIR / "paper_values.yaml"
+RESULTS = REPRO_DIR / "RESULTS.md"
+RESERVED = {"PROFILE", "SEED", "RUN_DIR"}
+
+
+class ParamFileError(ValueError):
+    """A parameter file names an unknown notebook, profile or parameter."""
+
+
+def load_param_files(profile: str, only: list[str] | None = None) -> list[dict]:
+    """Parameter files of ``profile``, sorted by notebook; each {experiment, notebook, seeds, parameters, path}.
+
+    raises ParamFileError for a missing notebook, a wrong profile, or an unknown experiment in ``only``.
+    """
+    specs = []
+    for path in sorted(PARAMS_DIR.glob(f"*.{profile}.yaml")):
+        spec = yaml.safe_load(path.read_text()) or {}
+        experiment = path.name[: -len(f".{profile}.yaml")]
+        spec.setdefault("notebook", experiment)
+        if spec.get("profile", profile) != profile:
+            raise ParamFileError(f"{path}: says profile {spec['profile']!r} but is named for {profile!r}")
+        if not (NOTEBOOKS_DIR / f"{spec['notebook']}.py").exists():
+            raise ParamFileError(f"{path}: notebook {spec['notebook']!r} not found in {NOTEBOOKS_DIR}")
+        specs.append({"experiment": experiment, "notebook": spec["notebook"], "seeds": list(spec.get("seeds", [0])),
+                      "parameters": dict(spec.get("parameters") or {}), "path": path})
+    if only:
+        known = {s["experiment"] for s in specs}
+        unknown = set(only) - known
+        if unknown:
+            raise ParamFileError(f"unknown experiment(s) {sorted(unknown)} for profile {profile!r}; known: {sorted(known)}")
+        specs = [s for s in specs if s["experiment"] in only]
+    return specs
+
+
+def notebook_parameters(nb) -> set[str]:
+    """Names assigned in the notebook's cell tagged ``parameters``."""
+    import ast
+
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", []):
+            return {t.id for node in ast.parse(cell.source).body if isinstance(node, ast.Assign)
+                    for t in node.targets if isinstance(t, ast.Name)}
+    return set()
+
+
+def run_notebook(spec: dict, profile: str, seed: int, stamp: str) -> dict:
+    """Execute one notebook for one seed. returns {experiment, seed, run_dir, ok, error}."""
+    import jupytext
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    nb = jupytext.read(NOTEBOOKS_DIR / f"{spec['notebook']}.py")
+    allowed = notebook_parameters(nb)
+    unknown = set(spec["parameters"]) - (allowed - RESERVED)
+    if unknown:
+        raise ParamFileError(f"{spec['path']}: unknown parameter(s) {sorted(unknown)} for notebook "
+                             f"{spec['notebook']}; it takes {sorted(allowed - RESERVED)}")
+    run_dir = runs_dir() / spec["experiment"] / f"{stamp}_s{seed}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    params = {**spec["parameters"], "PROFILE": profile, "SEED": seed, "RUN_DIR": str(run_dir)}
+    out = {"experiment": spec["experiment"], "seed": seed, "run_dir": str(run_dir), "ok": True, "error": None}
+    t0 = time.time()
+    try:
+        papermill.execute_notebook(nb, str(run_dir / f"{spec['notebook']}.ipynb"), parameters=params,
+                                   kernel_name="python3", cwd=str(NOTEBOOKS_DIR), progress_bar=False)
+    except PapermillExecutionError as err:
+        out.update(ok=False, error=f"cell {err.exec_count}: {err.ename}: {err.evalue}"[:500])
+    except Exception as err:  # kernel died, bad notebook, ...
+        out.update(ok=False, error=f"{type(err).__name__}: {err}"[:500])
+    out["seconds"] = round(time.time() - t0, 1)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- results
+def _latest_runs(experiment: str, profile: str) -> list[dict]:
+    """final_metrics.json of the newest batch (stamp) of ``experiment`` in ``profile``, one per seed."""
+    root = runs_dir() / experiment
+    found: dict[str, list[dict]] = {}
+    for fm in sorted(root.glob("*/final_metrics.json")) if root.exists() else []:
+        data = json.loads(fm.read_text())
+        if data.get("profile") == profile:
+            stamp = fm.parent.name.rsplit("_s", 1)[0]
+            found.setdefault(stamp, []).append(data)
+    return found[max(found)] if found else []
+
+
+def _fmt(v: float, digits: int) -> str:
+    return f"{v:.{digits}f}"
+
+
+def build_results(profiles=("quick", "full")) -> str:
+    """RESULTS.md text from ``paper_values.yaml`` and the newest runs of each experiment and profile."""
+    rows = yaml.safe_load(PAPER_VALUES.read_text())
+    lines = [
+        "# Results: our numbers beside the papers'",
+        "",
+        "Regenerated by `make reproduce` (`python -m paper_reproductions.run`); do not edit by hand.",
+        "`ours` is the mean ± sd over seeds (± sem over test images when there is one seed) of the newest batch",
+        "of runs in `runs/`. **Quick-profile numbers come from small CPU runs and are not paper-scale results.**",
+        "Estimators differ between rows: read the `metric` column before comparing (e.g. the paper's AIS",
+        "log-likelihoods against our importance-sampled IWAE bound, which can only be lower).",
+        "",
+        "| claim | paper | ours | ours − paper | seeds | profile | device | metric | command |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for profile in profiles:
+        for row in rows:
+            runs = _latest_runs(row["experiment"], profile)
+            vals = [r["metrics"][row["metric"]] for r in runs if row["metric"] in r.get("metrics", {})]
+            if not vals:
+                continue
+            d = int(row.get("digits", 2))
+            xs = [float(v["value"]) for v in vals]
+            mean = sum(xs) / len(xs)
+            if len(xs) > 1:
+                spread = math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1))
+                ours = f"{_fmt(mean, d)} ± {_fmt(spread, d)} (sd)"
+            elif vals[0].get("sem") is not None and not math.isnan(vals[0]["sem"]):
+                ours = f"{_fmt(mean, d)} ± {_fmt(vals[0]['sem'], d)} (sem)"
+            else:
+                ours = _fmt(mean, d)
+            paper = row.get("paper")
+            delta = _fmt(mean - float(paper), d) if isinstance(paper, (int, float)) else "—"
+            paper_txt = f"{paper} {row.get('paper_note', '')}".strip() if paper is not None else "—"
+            impl = vals[0].get("implementation", "")
+            if vals[0].get("n"):
+                impl += f"; n = {vals[0]['n']}"
+            seeds = ",".join(str(r["seed"]) for r in runs)
+            cmd = f"`python -m paper_reproductions.run --profile {profile} --only {row['experiment']}`"
+            lines.append(f"| {row['claim']} | {paper_txt} | {ours} | {delta} | {seeds} | {profile} | "
+                         f"{runs[0].get('device', '?')} | {impl} | {cmd} |")
+    lines += ["", "Paper values and their sources (tags as in the project's reference notes: [S] stated in the paper's",
+              "text, [R] recalled from the paper's table, approximate):", ""]
+    for row in rows:
+        if row.get("paper") is not None:
+            lines.append(f"- {row['claim']}: {row['paper']} — {row.get('source', '')}")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--profile", default=os.environ.get("PROFILE", "auto"), choices=PROFILES)
+    ap.add_argument("--only", nargs="*", help="experiment names (parameter-file stems)")
+    ap.add_argument("--seeds", nargs="*", type=int, help="override the seeds of every parameter file")
+    ap.add_argument("--results-only", action="store_true", help="only rebuild RESULTS.md from runs on disk")
+    args = ap.parse_args(argv)
+    profile = resolve_profile(args.profile)
+    failures = []
+    if not args.results_only:
+        try:
+            specs = load_param_files(profile, args.only)
+        except ParamFileError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        print(f"profile {profile}: {len(specs)} experiment(s) -> {runs_dir()}", flush=True)
+        for spec in specs:
+            for seed in args.seeds if args.seeds else spec["seeds"]:
+                try:
+                    res = run_notebook(spec, profile, seed, stamp)
+                except ParamFileError as err:
+                    print(f"error: {err}", file=sys.stderr)
+                    return 2
+                status = "ok" if res["ok"] else f"FAILED at {res['error']}"
+                print(f"  {spec['experiment']} seed {seed}: {status} ({res['seconds']} s) -> {res['run_dir']}", flush=True)
+                if not res["ok"]:
+                    failures.append(res)
+    atomic_write_bytes(RESULTS, build_results().encode())
+    print(f"wrote {RESULTS}")
+    if failures:
+        print(f"\n{len(failures)} notebook run(s) failed:", file=sys.stderr)
+        for f in failures:
+            print(f"  - {f['experiment']} (seed {f['seed']}): {f['error']}\n    executed notebook: {f['run_dir']}",
+                  file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
