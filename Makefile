@@ -9,7 +9,9 @@ PROFILE ?= auto
 STAMP  := $(VENV)/.installed
 BUILD  := build
 # Tests write figures and runs here, never into the committed figures/.
-TEST_ENV := CI=1 AVAE_FIGURES_DIR=$(CURDIR)/$(BUILD)/test-figures AVAE_RUNS_DIR=$(CURDIR)/$(BUILD)/test-runs
+# One torch thread: slower than two on an idle 2-core machine (~1.4x), but immune to the ~10x slow-down
+# that two threads suffer there as soon as anything else competes for the CPU.
+TEST_ENV := CI=1 AVAE_NUM_THREADS=1 AVAE_FIGURES_DIR=$(CURDIR)/$(BUILD)/test-figures AVAE_RUNS_DIR=$(CURDIR)/$(BUILD)/test-runs
 
 .PHONY: install reproduce test unit notebooks-test lab clean
 

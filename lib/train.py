@@ -113,7 +113,7 @@ def fit(method: Method, sampler, *, steps: int, lr: dict[str, float], betas=(0.5
                 for _ in range(k):
                     out = method.loss(player, sampler.next())
                     if not torch.isfinite(out["loss"]):
-                        terms = {n: float(v) for n, v in out.items() if v.dim() == 0}
+                        terms = {n: float(v.detach()) for n, v in out.items() if v.dim() == 0}
                         raise FloatingPointError(f"non-finite loss at iteration {it}, player {player!r}: {terms}")
                     opt.zero_grad(set_to_none=True)
                     out["loss"].backward()

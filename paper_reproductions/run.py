@@ -112,8 +112,9 @@ def _latest_runs(experiment: str, profile: str) -> list[dict]:
     return found[max(found)] if found else []
 
 
-def _fmt(v: float, digits: int) -> str:
-    return f"{v:.{digits}f}"
+def _fmt(v: float, digits: int | str) -> str:
+    """``digits``: decimals (int) or a format spec such as ``".1e"``."""
+    return f"{v:{digits}}" if isinstance(digits, str) else f"{v:.{digits}f}"
 
 
 def build_results(profiles=("quick", "full")) -> str:
@@ -137,7 +138,7 @@ def build_results(profiles=("quick", "full")) -> str:
             vals = [r["metrics"][row["metric"]] for r in runs if row["metric"] in r.get("metrics", {})]
             if not vals:
                 continue
-            d = int(row.get("digits", 2))
+            d = row.get("format") or int(row.get("digits", 2))
             xs = [float(v["value"]) for v in vals]
             mean = sum(xs) / len(xs)
             if len(xs) > 1:
@@ -155,8 +156,8 @@ def build_results(profiles=("quick", "full")) -> str:
                 impl += f"; n = {vals[0]['n']}"
             seeds = ",".join(str(r["seed"]) for r in runs)
             cmd = f"`python -m paper_reproductions.run --profile {profile} --only {row['experiment']}`"
-            lines.append(f"| {row['claim']} | {paper_txt} | {ours} | {delta} | {seeds} | {profile} | "
-                         f"{runs[0].get('device', '?')} | {impl} | {cmd} |")
+            cells = [row["claim"], paper_txt, ours, delta, seeds, profile, runs[0].get("device", "?"), impl, cmd]
+            lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
     lines += ["", "Paper values and their sources (tags as in the project's reference notes: [S] stated in the paper's",
               "text, [R] recalled from the paper's table, approximate):", ""]
     for row in rows:

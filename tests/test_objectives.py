@@ -96,3 +96,20 @@ def test_avb_needs_moment_encoder_for_ac_and_names_players():
         m.loss("generator", torch.rand(2, 4))
     with pytest.raises(ValueError, match="unknown method"):
         build_method("avbx", x_shape=(4,), z_dim=2)
+
+
+@pytest.mark.parametrize("method", ["vae", "avb", "avb_ac"])
+def test_full_profile_conv_networks_have_the_right_shapes(method):
+    """The paper-scale (conv) networks of the full profile build, run and give per-example terms."""
+    m = build_method(method, x_shape=(1, 28, 28), z_dim=8, arch="conv", adversary_hidden=(32, 32),
+                     adversary_kind="inner")
+    x = torch.bernoulli(torch.full((3, 1, 28, 28), 0.3))
+    assert m.decoder(torch.randn(3, 8)).shape == (3, 1, 28, 28)
+    t = m.elbo_terms(x)
+    assert all(v.shape == (3,) and torch.isfinite(v).all() for v in t.values())
+    for player in m.players:
+        out = m.loss(player, x)
+        out["loss"].backward()
+        assert torch.isfinite(out["loss"])
+    with pytest.raises(ValueError, match="x_shape"):
+        build_method(method, x_shape=(3, 32, 32), z_dim=8, arch="conv")
