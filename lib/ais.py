@@ -75,7 +75,8 @@ def _sample(dist: D.Distribution, n: int, generator: torch.Generator | None) -> 
         return loc + scale * torch.randn(shape, generator=generator, device=loc.device, dtype=loc.dtype)
     if isinstance(dist, D.MultivariateNormal):
         loc, tril = dist.loc, dist.scale_tril
-        eps = torch.randn((n, *dist.batch_shape, loc.shape[-1]), generator=generator, device=loc.device, dtype=loc.dtype)
+        eps = torch.randn((n, *dist.batch_shape, loc.shape[-1]), generator=generator, device=loc.device,
+                          dtype=loc.dtype)
         return loc + (tril @ eps.unsqueeze(-1)).squeeze(-1)
     return dist.sample((n,))
 
@@ -244,10 +245,14 @@ def ais_log_px(log_likelihood: LogLikelihood, x: torch.Tensor, z_dim: int, *, st
         "accept_rate" (mean Metropolis acceptance probability over all transitions, chains and images),
         "final_accept_rate" (the moving average at the end), "step_size" (mean final step size),
         "step_sizes" (B,), "log_w" (K, B) float64 per-chain log weights, "z" (K, B, Z) the chains' final
-        states (approximate posterior samples; their AIS-weighted average estimates posterior means), "n_steps", "n_chains",
-        "n_leapfrog", "schedule", "direction", "implementation"}.
+        states (approximate posterior samples), "n_steps", "n_chains", "n_leapfrog", "schedule", "direction",
+        "implementation"}.
     raises ValueError for n_steps < 1, n_chains < 1, n_leapfrog < 1, step_size <= 0, target_accept
         outside (0, 1), an unknown schedule, or start / prior of the wrong shape.
+
+    Cost: about (T - 1) * n_leapfrog + 1 forward-and-backward passes of the decoder on K * B latents. With
+    AVB's settings (T = 1000, K = 5, 10 leapfrog steps) and a 8-512-512-784 MLP decoder this measured
+    0.39 images/s on 2 idle CPU threads for B = 20 (about 0.7 h per 1000 images; B = 100: about 0.5 h).
     """
     _validate(x, n_steps, n_chains, n_leapfrog, step_size, target_accept, schedule)
     B = x.shape[0]

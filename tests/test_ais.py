@@ -54,16 +54,17 @@ def test_closed_form_helpers_agree_with_an_independent_computation(linear_gaussi
 def test_ais_matches_the_exact_linear_gaussian_log_likelihood_and_converges_in_n_steps(linear_gaussian):
     lg = linear_gaussian
     exact = lg["exact"]  # about -9.4 nats per x
-    few = ais_log_px(lg["ll"], lg["x"], Z_DIM, n_steps=5, n_chains=20, schedule="sigmoid", progress=False, generator=gen(1))
+    few = ais_log_px(lg["ll"], lg["x"], Z_DIM, n_steps=5, n_chains=20, schedule="sigmoid", progress=False,
+                     generator=gen(1))
     many = ais_log_px(lg["ll"], lg["x"], Z_DIM, n_steps=300, n_chains=20, schedule="sigmoid", progress=False,
                       generator=gen(1))
     err_few, err_many = few["log_px"] - exact, many["log_px"] - exact
     # T = 300: the mean over 20 images within 0.5% (relative) of the exact mean, every image within 5%
     assert abs(err_many.mean()) / exact.mean().abs() < 0.005
     assert (err_many.abs() / exact.abs()).max() < 0.05
-    # convergence: T = 5 is clearly worse, and (a lower bound) mostly from below
+    # convergence: T = 5 is clearly worse; and E log w <= log p(x) (Jensen): single chains fall short on average
     assert err_few.abs().mean() > 3 * err_many.abs().mean()
-    assert err_few.mean() < -0.1
+    assert (few["log_w"] - exact.double()).mean() < -0.5
     assert many["log_px"].shape == (N_X,) and many["n_steps"] == 300 and many["n_chains"] == 20
     assert many["mean"] == pytest.approx(float(many["log_px"].double().mean()), abs=1e-5)
     assert many["sem"] == pytest.approx(float(many["log_px"].double().std() / math.sqrt(N_X)), rel=1e-4)
@@ -162,12 +163,12 @@ def test_ais_matches_quadrature_for_a_bernoulli_decoder_with_2d_latent(bernoulli
     assert (few["log_px"] - exact).abs().mean() > 3 * err.abs().mean()
 
 
-@pytest.mark.parametrize("step_size", [0.01, 3.0])
+@pytest.mark.parametrize("step_size", [0.02, 3.0])
 def test_step_size_adaptation_reaches_the_target_acceptance(bernoulli_model, step_size):
     """From a step size far too small or far too large, the rule (x1.02 / x0.98 per transition) ends near
-    the same step size, with the acceptance rate near target_accept = 0.65."""
+    the same step size (about 0.8), with the acceptance rate near target_accept = 0.65."""
     dec, x, _ = bernoulli_model
-    out = ais_log_px(dec.log_prob, x[:4], 2, n_steps=400, n_chains=10, step_size=step_size, progress=False,
+    out = ais_log_px(dec.log_prob, x[:4], 2, n_steps=300, n_chains=10, step_size=step_size, progress=False,
                      generator=gen(0))
     assert 0.4 < out["final_accept_rate"] < 0.9
     assert 0.2 < out["step_size"] < 2.0 and out["step_sizes"].shape == (4,)
@@ -179,7 +180,7 @@ def test_step_size_adaptation_reaches_the_target_acceptance(bernoulli_model, ste
 @pytest.mark.parametrize("method", ["vae", "avb_ac"])
 def test_evaluate_ais_on_methods_with_a_posterior_fitted_start(method):
     """AVB's protocol (start: the encoder's Gaussian / a Gaussian fitted to posterior samples) through
-    evaluate_ais, in two batches, against quadrature. log p(x) is only -1.2 to -3.5 nats here, so the
+    evaluate_ais against quadrature. log p(x) is only -1.2 to -3.5 nats here, so the
     tolerances are absolute. Untrained encoders are imperfect starts: over model / generator seeds 0-9 these
     settings missed by at most 0.084 nats per x and 0.019 on the mean (at 150 steps: 0.21 and 0.06)."""
     torch.manual_seed(0)
@@ -188,11 +189,17 @@ def test_evaluate_ais_on_methods_with_a_posterior_fitted_start(method):
         model.decoder.net[-1].weight.mul_(8)
     x = four_points()
     exact = exact_log_px_2d(model.decoder, x)
-    out = evaluate_ais(model, x, batch_size=3, n_steps=300, n_chains=100, progress=False, generator=gen(0))
+    out = evaluate_ais(model, x, n_steps=300, n_chains=100, progress=False, generator=gen(0))
     assert out["n"] == 4 and out["log_px"].shape == (4,) and out["n_steps"] == 300
     assert "start: " in out["implementation"] and "fitted to posterior samples" in out["implementation"]
     assert abs(out["value"] - float(exact.mean())) < 0.05
     assert (out["log_px"] - exact).abs().max() < 0.15
+    if method == "vae":  # the start really is the encoder's Gaussian, batches included: T = 1 (IS), same draws
+        g = gen(9)
+        direct = torch.cat([ais_log_px(model.decoder.log_prob, xb, 2, start=model.encoder(xb), n_steps=1, n_chains=7,
+                                       progress=False, generator=g)["log_px"] for xb in (x[:3], x[3:])])
+        via = evaluate_ais(model, x, batch_size=3, n_steps=1, n_chains=7, progress=False, generator=gen(9))
+        assert torch.allclose(via["log_px"], direct, atol=1e-5)
 
 
 def test_schedules():
