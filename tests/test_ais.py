@@ -13,8 +13,6 @@ import torch.distributions as D
 from lib.ais import (_anneal, ais_log_px, bdmc, beta_schedule, evaluate_ais, linear_gaussian_log_likelihood,
                      linear_gaussian_log_px, reverse_ais_log_px, simulate, simulate_linear_gaussian)
 from lib.evaluate import exact_log_px_2d
-from lib.models import build_method
-from lib.toys import four_points
 from lib.nets import BernoulliDecoder, standard_normal_prior
 
 X_DIM, Z_DIM, S, N_X = 10, 3, 0.5, 20
@@ -178,17 +176,12 @@ def test_step_size_adaptation_reaches_the_target_acceptance(bernoulli_model, ste
 # Plain AVB is left out: an untrained implicit encoder's fitted Gaussian has std ~0.1 against a posterior std
 # ~0.7, and from such a start AIS still misses by 0.1-0.4 nats per x at 300 steps x 50 chains (vs 0.02 here).
 @pytest.mark.parametrize("method", ["vae", "avb_ac"])
-def test_evaluate_ais_on_methods_with_a_posterior_fitted_start(method):
+def test_evaluate_ais_on_methods_with_a_posterior_fitted_start(method, informative_toy):
     """AVB's protocol (start: the encoder's Gaussian / a Gaussian fitted to posterior samples) through
     evaluate_ais against quadrature. log p(x) is only -1.2 to -3.5 nats here, so the
     tolerances are absolute. Untrained encoders are imperfect starts: over model / generator seeds 0-9 these
     settings missed by at most 0.084 nats per x and 0.019 on the mean (at 150 steps: 0.21 and 0.06)."""
-    torch.manual_seed(0)
-    model = build_method(method, x_shape=(4,), z_dim=2, hidden=(16,), noise_dim=4, adversary_hidden=(8,))
-    with torch.no_grad():  # make the decoder informative so that the posterior is not the prior
-        model.decoder.net[-1].weight.mul_(8)
-    x = four_points()
-    exact = exact_log_px_2d(model.decoder, x)
+    model, x, exact = informative_toy(method)  # decoder made informative: posterior != prior
     out = evaluate_ais(model, x, n_steps=300, n_chains=100, progress=False, generator=gen(0))
     assert out["n"] == 4 and out["log_px"].shape == (4,) and out["n_steps"] == 300
     assert "start: " in out["implementation"] and "fitted to posterior samples" in out["implementation"]
