@@ -72,12 +72,12 @@ def evaluate_log_px(method: Method, x: torch.Tensor, k: int = 1000, batch_size: 
     """IWAE-k log p(x) over a whole evaluation set x (N, *x_shape), in batches.
 
     returns: {"value": mean nats, "sem": standard error over images, "n": N, "k": k,
-    "implementation": description}.
+    "log_px": (N,) per-image values on the CPU, "implementation": description}.
     """
     method.eval()
     vals = torch.cat([iwae_log_px(method, x[i:i + batch_size], k=k, **kw).cpu() for i in range(0, x.shape[0], batch_size)])
     m, s = mean_sem(vals)
-    return {"value": m, "sem": s, "n": int(x.shape[0]), "k": k,
+    return {"value": m, "sem": s, "n": int(x.shape[0]), "k": k, "log_px": vals,
             "implementation": f"importance sampling (IWAE-{k}), diagonal-Gaussian proposal"}
 
 

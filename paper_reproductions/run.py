@@ -111,6 +111,11 @@ def _latest_runs(experiment: str, profile: str) -> list[dict]:
     return found[max(found)] if found else []
 
 
+#: metric fields shown after the implementation in RESULTS.md: numbers from different estimators, sample sizes,
+#: splits or weights must never be read as if they were comparable
+METADATA_KEYS = ("n", "split", "weights")
+
+
 def _fmt(v: float, digits: int | str) -> str:
     """``digits``: decimals (int) or a format spec such as ``".1e"``."""
     return f"{v:{digits}}" if isinstance(digits, str) else f"{v:.{digits}f}"
@@ -150,9 +155,8 @@ def build_results(profiles=("quick", "full")) -> str:
             paper = row.get("paper")
             delta = _fmt(mean - float(paper), d) if isinstance(paper, (int, float)) else "—"
             paper_txt = f"{paper} {row.get('paper_note', '')}".strip() if paper is not None else "—"
-            impl = vals[0].get("implementation", "")
-            if vals[0].get("n"):
-                impl += f"; n = {vals[0]['n']}"
+            impl = "; ".join([vals[0].get("implementation", "")]
+                             + [f"{key} = {vals[0][key]}" for key in METADATA_KEYS if vals[0].get(key) not in (None, "")])
             seeds = ",".join(str(r["seed"]) for r in runs)
             cmd = f"`python -m paper_reproductions.run --profile {profile} --only {row['experiment']}`"
             cells = [row["claim"], paper_txt, ours, delta, seeds, profile, runs[0].get("device", "?"), impl, cmd]
