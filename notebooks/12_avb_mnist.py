@@ -53,6 +53,7 @@ from lib.ais import evaluate_ais
 from lib.evaluate import evaluate_elbo, evaluate_log_px, mean_sem
 from lib.models import build_method
 from lib.plotting import image_grid, learning_curves, savefig
+from lib.sample_quality import mnist_classifier, mnist_scores
 from lib.runs import finish_run, resolve_device, resolve_profile, seed_everything, start_run
 from lib.train import fit
 
@@ -62,12 +63,14 @@ SETTINGS = {
     # quick: 784-512-512 MLPs, larger learning rates, ~4 epochs; a minute or two per model on a laptop CPU
     "quick": dict(arch="mlp", hidden=(512, 512), adversary_hidden=(512, 512), adversary_kind="concat",
                   steps=2_000, batch_size=100, lr_vae=1e-3, lr_primal=3e-4, lr_adversary=6e-4,
-                  n_test_elbo=2_000, n_test_iwae=500, k_iwae=200, n_test_ais=200, ais_steps=50, ais_chains=5),
+                  n_test_elbo=2_000, n_test_iwae=500, k_iwae=200, n_test_ais=200, ais_steps=50, ais_chains=5,
+                  n_score=2_000),
     # full: AVB's official MNIST scripts (conv encoder with noise at every layer, conv decoder,
     # inner-product adversary with FC-1024 branches, batch 128, Adam beta1 0.5, lr 5e-5 / 1e-4, 2.5M steps)
     "full": dict(arch="conv", hidden=(512, 512), adversary_hidden=(1024, 1024, 1024), adversary_kind="inner",
                  steps=2_500_000, batch_size=128, lr_vae=5e-5, lr_primal=5e-5, lr_adversary=1e-4,
-                 n_test_elbo=10_000, n_test_iwae=2_048, k_iwae=5_000, n_test_ais=2_048, ais_steps=1_000, ais_chains=5),
+                 n_test_elbo=10_000, n_test_iwae=2_048, k_iwae=5_000, n_test_ais=2_048, ais_steps=1_000, ais_chains=5,
+                 n_score=5_000),
 }[profile]
 if STEPS:
     SETTINGS["steps"] = int(STEPS)
@@ -157,6 +160,38 @@ with torch.no_grad():
     savefig(fig, "12_avb_mnist_samples")
     plt.show()
 
+# %% [markdown]
+# ## An MNIST-domain score of the samples
+# The paper has no sample-quality metric for MNIST. As a cheap, offline one we embed Bernoulli samples
+# $x\sim p_\theta(x|z)$, $z\sim p(z)$ and binarised test images with a small CNN trained on MNIST's training split
+# (`lib.sample_quality`): the Fréchet distance between Gaussians fitted to its features (lower is better) and its
+# Inception-style score $\exp \mathbb E_x \mathrm{KL}(p(y|x)\,\|\,p(y))$ (at most 10; higher means confident
+# and diverse digits). Both are **MNIST-specific** and not comparable with FID/IS. For scale we also score a second,
+# disjoint set of test images (the floor of the distance and the ceiling of the score at this sample size).
+# **Check:** the held-out test images are closer to the test images than any model's samples, and are scored
+# higher than any model's.
+
+# %%
+clf = mnist_classifier(seed=0, device=device)
+n = cfg["n_score"]
+real, real_other = x_test[:n], x_test[n: 2 * n]
+reference = mnist_scores(real, real_other, classifier=clf, device=device)
+scores = {}
+g = torch.Generator(device=device).manual_seed(SEED)
+for name, model in models.items():
+    with torch.no_grad():
+        probs = torch.cat([torch.sigmoid(model.decoder(torch.randn(500, model.z_dim, generator=g, device=device)))
+                           for _ in range(0, n, 500)])[:n]
+        fake = torch.bernoulli(probs, generator=g)
+    scores[name] = mnist_scores(real, fake, classifier=clf, device=device)
+print(f"classifier: test accuracy {100 * clf.test_accuracy:.2f}% (binarised {100 * clf.test_accuracy_binarized:.2f}%)")
+print(f"{'held-out test':>14}: MNIST-FD {reference['mnist_fd']['value']:8.3f}  MNIST-IS {reference['mnist_is']['value']:.2f}")
+for name, sc in scores.items():
+    print(f"{name:>14}: MNIST-FD {sc['mnist_fd']['value']:8.3f}  MNIST-IS {sc['mnist_is']['value']:.2f}")
+for name, sc in scores.items():
+    assert sc["mnist_fd"]["value"] > reference["mnist_fd"]["value"], name
+    assert sc["mnist_is"]["value"] < reference["mnist_is"]["value"], name
+
 # %%
 fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
 curves = {n: [{"step": r["step"], "elbo": r.get("model/elbo", r.get("primal/elbo"))} for r in h] for n, h in histories.items()}
@@ -175,7 +210,11 @@ for name, r in results.items():
     metrics[f"{key}_log_px"] = {**{k: v for k, v in r["log_px"].items() if k != "log_px"}, "split": "test"}
     metrics[f"{key}_ais_log_px"] = {**{k: v for k, v in r["ais"].items() if k in ("value", "sem", "n", "implementation")},
                                     "split": "test"}
+    for m in ("mnist_fd", "mnist_is"):
+        metrics[f"{key}_{m}"] = {**scores[name][m], "split": "test (binarised, seed 0)"}
     metrics[f"{key}_untrained_log_px"] = {"value": r["untrained_log_px"], "n": 200, "implementation": r["log_px"]["implementation"]}
+for m in ("mnist_fd", "mnist_is"):
+    metrics[f"heldout_test_{m}"] = {**reference[m], "split": "test vs disjoint test images"}
 finish_run(run_dir, "12_avb_mnist", profile=profile, seed=SEED, device=device, metrics=metrics)
 for k, v in metrics.items():
     print(f"{k:>28}: {v['value']:9.2f}")

@@ -113,7 +113,7 @@ def _latest_runs(experiment: str, profile: str) -> list[dict]:
 
 #: metric fields shown after the implementation in RESULTS.md: numbers from different estimators, sample sizes,
 #: splits or weights must never be read as if they were comparable
-METADATA_KEYS = ("n", "split", "weights")
+METADATA_KEYS = ("n", "n_real", "n_fake", "split", "weights")
 
 
 def _fmt(v: float, digits: int | str) -> str:
