@@ -125,6 +125,28 @@ def load_mnist(root: str | Path | None = None) -> dict[str, Split]:
     }
 
 
+CIFAR10_HINT = ("It is never downloaded automatically: with a network, run "
+                "`python -c \"import torchvision; torchvision.datasets.CIFAR10('data', download=True)\"` "
+                "from the repository root (170 MB into data/cifar-10-batches-py/).")
+
+
+def load_cifar10(root: str | Path | None = None) -> dict[str, torch.Tensor]:
+    """CIFAR-10 through ``torchvision.datasets.CIFAR10`` (never downloads).
+
+    root: folder holding ``cifar-10-batches-py/`` (default: the repository's ``data/``).
+    returns: {"train": (50000, 3, 32, 32), "test": (10000, 3, 32, 32)} uint8 grey levels 0..255.
+    raises DataError with the one-line fix when the files are absent or corrupt.
+    """
+    from torchvision.datasets import CIFAR10
+
+    root = Path(root if root is not None else DATA_DIR)
+    try:
+        sets = {k: CIFAR10(str(root), train=(k == "train"), download=False) for k in ("train", "test")}
+    except RuntimeError as e:  # torchvision: "Dataset not found or corrupted"
+        raise DataError(f"CIFAR-10 not found or corrupt under {root}/cifar-10-batches-py. {CIFAR10_HINT}") from e
+    return {k: torch.from_numpy(d.data).permute(0, 3, 1, 2).contiguous() for k, d in sets.items()}
+
+
 def binarize(grey: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Dynamic binarisation: x ~ Bernoulli(grey), same shape and dtype, values in {0, 1}.
 
@@ -149,13 +171,16 @@ class BatchSampler:
     Shuffles once per epoch (``torch.randperm`` from the global torch RNG, so ``seed_everything``
     fixes it) and, when ``dynamic_binarization`` is set, Bernoulli-samples each batch as it is read.
 
-    data: (N, ...) float tensor; returns batches of shape (batch_size, ...).
+    data: (N, ...) tensor; returns batches of shape (batch_size, ...). transform: applied to each batch instead
+    of binarisation (e.g. :func:`lib.evaluate.dequantize` for 8-bit images).
     """
 
-    def __init__(self, data: torch.Tensor, batch_size: int, dynamic_binarization: bool = True):
+    def __init__(self, data: torch.Tensor, batch_size: int, dynamic_binarization: bool = True, transform=None):
         if batch_size < 1 or batch_size > data.shape[0]:
             raise ValueError(f"batch_size must be in [1, {data.shape[0]}], got {batch_size}")
-        self.data, self.batch_size, self.dynamic = data, batch_size, dynamic_binarization
+        if transform is not None and dynamic_binarization:
+            raise ValueError("pass dynamic_binarization=False with a transform (e.g. lib.evaluate.dequantize)")
+        self.data, self.batch_size, self.dynamic, self.transform = data, batch_size, dynamic_binarization, transform
         self.perm = torch.randperm(data.shape[0], device=data.device)
         self.pos = 0
         self.epoch = 0
@@ -167,6 +192,8 @@ class BatchSampler:
         idx = self.perm[self.pos : self.pos + self.batch_size]
         self.pos += self.batch_size
         batch = self.data[idx]
+        if self.transform is not None:
+            return self.transform(batch)
         return binarize(batch) if self.dynamic else batch
 
     def state_dict(self) -> dict:

@@ -69,8 +69,28 @@ class ConvTrunk(nn.Module):
         return h.flatten(1)
 
 
+class Conv32Trunk(nn.Module):
+    """(B, 3, 32, 32) -> (B, 256 * 4 * 4): 4x4 stride-2 convs 64/128/256 with batch-free ELU (DCGAN-style;
+    AS-VAE's CIFAR-10 architecture, App. B of the paper, is not in our sources)."""
+
+    def __init__(self, channels=(64, 128, 256), in_channels: int = 3):
+        super().__init__()
+        chans = (in_channels, *channels)
+        self.net = nn.Sequential(*[m for i in range(len(channels))
+                                   for m in (nn.Conv2d(chans[i], chans[i + 1], 4, stride=2, padding=1), nn.ELU())])
+        self.noise_dim, self.out_dim = 0, channels[-1] * 4 * 4
+
+    def forward(self, x: torch.Tensor, eps: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(x).flatten(1)
+
+
 def make_trunk(arch: str, x_shape, hidden=(512, 512), act="elu", noise_dim=0) -> nn.Module:
-    """``arch``: ``"mlp"`` or ``"conv"`` (28x28 images only). raises ValueError otherwise."""
+    """``arch``: ``"mlp"``, ``"conv"`` (28x28 images only) or ``"conv32"`` ((3, 32, 32) images).
+    raises ValueError otherwise."""
+    if arch == "conv32":
+        if tuple(x_shape) != (3, 32, 32) or noise_dim:
+            raise ValueError(f"arch='conv32' needs x_shape (3, 32, 32) and no noise input, got {tuple(x_shape)}")
+        return Conv32Trunk()
     if arch == "mlp":
         return MLPTrunk(math.prod(x_shape), list(hidden), act, noise_dim)
     if arch == "conv":
@@ -95,6 +115,16 @@ class GaussianEncoder(nn.Module):
     def sample(self, x: torch.Tensor) -> torch.Tensor:
         """Reparameterised z ~ q(z|x): (B, Z)."""
         return self(x).rsample()
+
+    def sample_and_log_prob(self, x: torch.Tensor):
+        """Reparameterised z ~ q(z|x): (B, Z), and log q(z|x): (B,) nats."""
+        q = self(x)
+        z = q.rsample()
+        return z, q.log_prob(z)
+
+    def log_prob(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """log q(z|x) at given z (B, Z): (B,) nats."""
+        return self(x).log_prob(z)
 
 
 class ImplicitEncoder(nn.Module):
@@ -186,6 +216,61 @@ class BernoulliDecoder(nn.Module):
         """log p_theta(x|z) in nats, summed over pixels: (B,). x (B, *x_shape) in [0, 1]."""
         logits = self(z)
         return -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none").flatten(1).sum(1)
+
+    def rsample(self, z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """x ~ p_theta(x|z) in {0, 1} (B, *x_shape), with the straight-through gradient of the mean
+        (the value is a Bernoulli sample, the gradient that of sigmoid(logits)): a Bernoulli sample has
+        no reparameterisation, and AS-VAE's L_z term needs d x_xi / d theta (Pu et al. 2017, Eq. 11)."""
+        probs = torch.sigmoid(self(z))
+        x = torch.bernoulli(probs.detach(), generator=generator)
+        return x + (probs - probs.detach())  # exactly x in value (probs - probs.detach() == 0)
+
+
+class GaussianDecoder(nn.Module):
+    """p_theta(x|z) = N(mean(z), diag scale(z)^2) on dequantised images in [0, 1] (AS-VAE's CIFAR-10 model).
+
+    forward(z) -> (mean, scale), each (B, *x_shape); mean = sigmoid(.), scale = softplus(.) + 1e-3.
+    arch: ``"mlp"`` or ``"conv32"`` (FC -> 256x4x4 -> transposed 4x4 convs -> (6, 32, 32): mean and scale).
+    """
+
+    def __init__(self, z_dim: int, x_shape, arch: str = "mlp", hidden=(512, 512), act: str = "elu"):
+        super().__init__()
+        self.x_shape = tuple(x_shape)
+        if arch == "mlp":
+            self.net = mlp([z_dim, *hidden, 2 * math.prod(x_shape)], act)
+        elif arch == "conv32":
+            if self.x_shape != (3, 32, 32):
+                raise ValueError(f"arch='conv32' needs x_shape (3, 32, 32), got {self.x_shape}")
+            self.net = nn.Sequential(
+                nn.Linear(z_dim, 256 * 4 * 4), nn.ELU(), nn.Unflatten(1, (256, 4, 4)),
+                nn.ConvTranspose2d(256, 128, 4, stride=2, padding=1), nn.ELU(),
+                nn.ConvTranspose2d(128, 64, 4, stride=2, padding=1), nn.ELU(),
+                nn.ConvTranspose2d(64, 6, 4, stride=2, padding=1),
+            )
+        else:
+            raise ValueError(f"unknown arch {arch!r}: use 'mlp' or 'conv32'")
+
+    def forward(self, z: torch.Tensor):
+        h = self.net(z)
+        C = self.x_shape[0] if len(self.x_shape) == 3 else None
+        if C is not None and h.dim() == 4:
+            mean, raw = h[:, :C], h[:, C:]
+        else:
+            mean, raw = h.view(z.shape[0], 2, *self.x_shape).unbind(1)
+        return torch.sigmoid(mean), F.softplus(raw) + 1e-3
+
+    def distribution(self, z: torch.Tensor) -> D.Normal:
+        """One univariate Normal per pixel, batch shape (B, *x_shape) (for :func:`lib.evaluate.discretized_log_prob`)."""
+        return D.Normal(*self(z))
+
+    def log_prob(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """log p_theta(x|z), a density on [0, 1]^D, summed over dimensions: (B,) nats. x dequantised, (B, *x_shape)."""
+        return self.distribution(z).log_prob(x).flatten(1).sum(1)
+
+    def rsample(self, z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Reparameterised x_xi = mean + scale * xi, xi ~ N(0, I): (B, *x_shape)."""
+        mean, scale = self(z)
+        return mean + scale * torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
 
 
 class Adversary(nn.Module):

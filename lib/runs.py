@@ -144,9 +144,16 @@ def start_run(experiment: str, *, profile: str, seed: int, device: torch.device,
     return path
 
 
-def finish_run(run_dir: Path, experiment: str, *, profile: str, seed: int, device, metrics: dict) -> dict:
-    """Write ``final_metrics.json``: ``metrics`` maps a key to ``{"value", "sem"?, "implementation", ...}``."""
+def finish_run(run_dir: Path, experiment: str, *, profile: str, seed: int, device, metrics: dict,
+               skipped: str | None = None) -> dict:
+    """Write ``final_metrics.json``: ``metrics`` maps a key to ``{"value", "sem"?, "implementation", ...}``.
+
+    skipped: one line saying why the experiment could not run here (e.g. its data are absent); RESULTS.md
+    lists it, so a skip is never silent.
+    """
     out = {"experiment": experiment, "profile": profile, "seed": seed, "device": env_info(device)["device_name"],
            "metrics": metrics}
+    if skipped:
+        out["skipped"] = skipped
     write_json(Path(run_dir) / "final_metrics.json", out)
     return out

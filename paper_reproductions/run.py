@@ -161,6 +161,11 @@ def build_results(profiles=("quick", "full")) -> str:
             cmd = f"`python -m paper_reproductions.run --profile {profile} --only {row['experiment']}`"
             cells = [row["claim"], paper_txt, ours, delta, seeds, profile, runs[0].get("device", "?"), impl, cmd]
             lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
+    skips = [(profile, r) for profile in profiles for exp in sorted({row["experiment"] for row in rows})
+             for r in _latest_runs(exp, profile)[:1] if r.get("skipped")]
+    if skips:
+        lines += ["", "Experiments that could not run where they were last run (no numbers above come from them):", ""]
+        lines += [f"- `{r['experiment']}` ({profile}, {r.get('device', '?')}): skipped — {r['skipped']}" for profile, r in skips]
     lines += ["", "Paper values and their sources (tags as in the project's reference notes: [S] stated in the paper's",
               "text, [R] recalled from the paper's table, approximate):", ""]
     for row in rows:

@@ -1,0 +1,117 @@
+"""A conditional planar normalizing flow for q_phi(z|x) (Rezende & Mohamed, ICML 2015), with a density
+that can be evaluated at *any* z -- which AS-VAE needs (log q_phi(z|x) at prior samples z, Eq. 11 of
+Pu et al. 2017), and which a planar flow does not give in closed form.
+
+Sampling: z_0 = mu(x) + sigma(x) * eps, then K layers z_k = z_{k-1} + u_k tanh(w_k . z_{k-1} + b_k), with
+(u_k, w_k, b_k) output by the encoder for each x (amortised, as in Rezende & Mohamed). Density:
+log q(z_K|x) = log N(z_0; mu, sigma^2) - sum_k log|1 + (1 - tanh^2(w_k . z_{k-1} + b_k)) w_k . u_k|.
+
+Inversion: with u_k constrained so that c = w_k . u_k >= -1 (the paper's u-hat), the scalar
+a = w_k . z_{k-1} solves g(a) = a + c tanh(a + b_k) - w_k . z_k = 0, which is monotone (g' = 1 + c sech^2 >= 0),
+so it has one root (we keep c >= -1 + 0.01, see ``C_MIN_MARGIN``), bracketed by w_k . z_k -+ |c|. We find it by bisection and two Newton steps
+without gradients, then take one more Newton step *with* gradients: at the root this leaves the value unchanged
+and gives the exact derivative of the root with respect to (u, w, b, z) (implicit function theorem),
+so log q_phi(z|x) is differentiable in phi and in z.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+LOG_2PI = math.log(2 * math.pi)
+C_MIN_MARGIN = 1e-2
+
+
+class PlanarFlowEncoder(nn.Module):
+    """q_phi(z|x): diagonal Gaussian base followed by ``n_flows`` x-dependent planar layers.
+
+    trunk: module x (B, *x_shape) -> features (B, F) with ``out_dim`` (see :func:`lib.nets.make_trunk`).
+    z_dim: Z. n_flows: K (AS-VAE on MNIST: 80; 0 gives the Gaussian encoder). bisect_iters: halvings of
+    the bracket when inverting a layer (40: below float32 resolution for brackets up to ~1e5 wide).
+    """
+
+    def __init__(self, trunk: nn.Module, z_dim: int, n_flows: int = 8, bisect_iters: int = 40):
+        super().__init__()
+        if n_flows < 0:
+            raise ValueError(f"n_flows must be >= 0, got {n_flows}")
+        self.trunk, self.z_dim, self.n_flows, self.bisect_iters = trunk, z_dim, n_flows, bisect_iters
+        self.head = nn.Linear(trunk.out_dim, 2 * z_dim + n_flows * (2 * z_dim + 1))
+
+    # -- parameters -------------------------------------------------------------------------------------
+    def params(self, x: torch.Tensor):
+        """returns mu, sigma (B, Z) and u_hat, w (B, K, Z), b (B, K), with w . u_hat >= -1."""
+        B, Z, K = x.shape[0], self.z_dim, self.n_flows
+        h = self.head(self.trunk(x))
+        mu, raw = h[:, :Z], h[:, Z:2 * Z]
+        sigma = F.softplus(raw) + 1e-4
+        flow = h[:, 2 * Z:].view(B, K, 2 * Z + 1)
+        u, w, b = flow[..., :Z], flow[..., Z:2 * Z], flow[..., 2 * Z]
+        wu = (w * u).sum(-1, keepdim=True)
+        # u_hat: w . u_hat = -1 + C_MIN_MARGIN + softplus(w . u) > -1, so every layer is invertible with a
+        # Jacobian determinant of at least C_MIN_MARGIN (Rezende & Mohamed use margin 0).
+        u_hat = u + (F.softplus(wu) - 1 + C_MIN_MARGIN - wu) * w / w.pow(2).sum(-1, keepdim=True).clamp_min(1e-8)
+        return mu, sigma, u_hat, w, b
+
+    @staticmethod
+    def _base_log_prob(z0, mu, sigma):
+        return (-0.5 * ((z0 - mu) / sigma).pow(2) - sigma.log() - 0.5 * LOG_2PI).sum(-1)
+
+    @staticmethod
+    def _log_det(a, c):
+        """log |1 + sech^2(a) c| for pre-activation a (B,) and c = w . u_hat (B,)."""
+        return torch.log1p((c * (1 - torch.tanh(a).pow(2))).clamp_min(-1 + 1e-6))  # guard against round-off only
+
+    # -- sampling ---------------------------------------------------------------------------------------
+    def sample_and_log_prob(self, x: torch.Tensor):
+        """Reparameterised z ~ q_phi(z|x): (B, Z), and log q_phi(z|x): (B,) nats."""
+        mu, sigma, u_hat, w, b = self.params(x)
+        z = mu + sigma * torch.randn_like(mu)
+        log_q = self._base_log_prob(z, mu, sigma)
+        for k in range(self.n_flows):
+            a = (w[:, k] * z).sum(-1) + b[:, k]
+            c = (w[:, k] * u_hat[:, k]).sum(-1)
+            log_q = log_q - self._log_det(a, c)
+            z = z + u_hat[:, k] * torch.tanh(a).unsqueeze(-1)
+        return z, log_q
+
+    def sample(self, x: torch.Tensor) -> torch.Tensor:
+        """Reparameterised z ~ q_phi(z|x): (B, Z)."""
+        return self.sample_and_log_prob(x)[0]
+
+    # -- density at a given z -----------------------------------------------------------------------------
+    def _solve(self, t: torch.Tensor, c: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Root a of a + c tanh(a + b) = t (all (B,)), c > -1: bisection on the bracket t -+ |c|
+        (``bisect_iters`` halvings), then two Newton steps to polish; no gradients."""
+        with torch.no_grad():
+            lo, hi = t - c.abs(), t + c.abs()
+            for _ in range(self.bisect_iters):
+                mid = 0.5 * (lo + hi)
+                up = mid + c * torch.tanh(mid + b) > t
+                hi, lo = torch.where(up, mid, hi), torch.where(up, lo, mid)
+            a = 0.5 * (lo + hi)
+            for _ in range(2):
+                th = torch.tanh(a + b)
+                a = a - (a + c * th - t) / (1 + c * (1 - th * th))
+        return a
+
+    def log_prob(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """log q_phi(z|x) at given z (B, Z) for x (B, *x_shape): (B,) nats, differentiable in phi and z.
+
+        raises ValueError if z and x disagree in batch size or z has the wrong width.
+        """
+        if z.dim() != 2 or z.shape[0] != x.shape[0] or z.shape[1] != self.z_dim:
+            raise ValueError(f"z must be (B, {self.z_dim}) with B = x.shape[0] = {x.shape[0]}, got {tuple(z.shape)}")
+        mu, sigma, u_hat, w, b = self.params(x)
+        log_det = torch.zeros_like(z[:, 0])
+        for k in reversed(range(self.n_flows)):
+            wk, uk, bk = w[:, k], u_hat[:, k], b[:, k]
+            c, t = (wk * uk).sum(-1), (wk * z).sum(-1)
+            a0 = self._solve(t, c, bk)
+            th0 = torch.tanh(a0 + bk)
+            a = a0 - (a0 + c * th0 - t) / (1 + c * (1 - th0 * th0))  # exact gradient of the root (see module doc)
+            z = z - uk * torch.tanh(a + bk).unsqueeze(-1)              # z_{k-1}
+            log_det = log_det + self._log_det(a + bk, c)
+        return self._base_log_prob(z, mu, sigma) - log_det
