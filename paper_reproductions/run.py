@@ -16,6 +16,7 @@ import argparse
 import json
 import math
 import os
+import re
 import sys
 import time
 
@@ -121,9 +122,30 @@ def _fmt(v: float, digits: int | str) -> str:
     return f"{v:{digits}}" if isinstance(digits, str) else f"{v:.{digits}f}"
 
 
-def build_results(profiles=("quick", "full")) -> str:
-    """RESULTS.md text from ``paper_values.yaml`` and the newest runs of each experiment and profile."""
+_ROW_KEY = re.compile(r"--profile (\w+) --only (\S+?)`")
+_SKIP_KEY = re.compile(r"^- `(\S+)` \((\w+),")
+
+
+def _previous_rows(text: str) -> dict[tuple[str, str], list[str]]:
+    """(experiment, profile) -> its table rows and skip lines in an earlier RESULTS.md."""
+    out: dict[tuple[str, str], list[str]] = {}
+    for line in text.splitlines():
+        if line.startswith("| ") and (m := _ROW_KEY.search(line)):
+            out.setdefault((m.group(2), m.group(1)), []).append(line)
+        elif m := _SKIP_KEY.match(line):
+            out.setdefault((m.group(1), m.group(2)), []).append(line)
+    return out
+
+
+def build_results(profiles=("quick", "full"), previous: str | None = None) -> str:
+    """RESULTS.md text from ``paper_values.yaml`` and the newest runs of each experiment and profile.
+
+    previous: the current RESULTS.md; rows of an (experiment, profile) with no runs on this disk (``runs/`` is
+    git-ignored, so a fresh clone has none) are carried over unchanged, with their own device and command.
+    """
     rows = yaml.safe_load(PAPER_VALUES.read_text())
+    prev = _previous_rows(previous or "")
+    carried: set[tuple[str, str]] = set()
     lines = [
         "# Results: our numbers beside the papers'",
         "",
@@ -132,6 +154,8 @@ def build_results(profiles=("quick", "full")) -> str:
         "of runs in `runs/`. **Quick-profile numbers come from small CPU runs and are not paper-scale results.**",
         "Estimators differ between rows: read the `metric` column before comparing (e.g. the paper's AIS",
         "log-likelihoods against our importance-sampled IWAE bound, which can only be lower).",
+        "Experiments without runs on the machine that rebuilt this file keep their earlier rows (device and command",
+        "say where they came from).",
         "",
         "| claim | paper | ours | ours − paper | seeds | profile | device | metric | command |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -139,6 +163,10 @@ def build_results(profiles=("quick", "full")) -> str:
     for profile in profiles:
         for row in rows:
             runs = _latest_runs(row["experiment"], profile)
+            key = (row["experiment"], profile)
+            if not runs and key in prev and key not in carried:
+                carried.add(key)
+                lines += [line for line in prev[key] if line.startswith("| ")]
             vals = [r["metrics"][row["metric"]] for r in runs if row["metric"] in r.get("metrics", {})]
             if not vals:
                 continue
@@ -163,9 +191,11 @@ def build_results(profiles=("quick", "full")) -> str:
             lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
     skips = [(profile, r) for profile in profiles for exp in sorted({row["experiment"] for row in rows})
              for r in _latest_runs(exp, profile)[:1] if r.get("skipped")]
-    if skips:
+    skip_lines = [f"- `{r['experiment']}` ({profile}, {r.get('device', '?')}): skipped — {r['skipped']}" for profile, r in skips]
+    skip_lines += [line for key in sorted(carried) for line in prev[key] if line.startswith("- ")]
+    if skip_lines:
         lines += ["", "Experiments that could not run where they were last run (no numbers above come from them):", ""]
-        lines += [f"- `{r['experiment']}` ({profile}, {r.get('device', '?')}): skipped — {r['skipped']}" for profile, r in skips]
+        lines += skip_lines
     lines += ["", "Paper values and their sources (tags as in the project's reference notes: [S] stated in the paper's",
               "text, [R] recalled from the paper's table, approximate):", ""]
     for row in rows:
@@ -202,7 +232,7 @@ def main(argv=None) -> int:
                 print(f"  {spec['experiment']} seed {seed}: {status} ({res['seconds']} s) -> {res['run_dir']}", flush=True)
                 if not res["ok"]:
                     failures.append(res)
-    atomic_write_bytes(RESULTS, build_results().encode())
+    atomic_write_bytes(RESULTS, build_results(previous=RESULTS.read_text() if RESULTS.exists() else None).encode())
     print(f"wrote {RESULTS}")
     if failures:
         print(f"\n{len(failures)} notebook run(s) failed:", file=sys.stderr)

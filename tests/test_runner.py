@@ -46,3 +46,19 @@ def test_results_table_is_mean_and_sd_of_the_newest_batch(tmp_path, monkeypatch)
     # newest batch only (the -9.0 runs are older); sd of (-1.40, -1.42) = 0.0141; ours - paper = -1.41 + 1.403
     assert "| -1.410 ± 0.014 (sd) | -0.007 | 0,1 | quick |" in row
     assert "exact quadrature; n = 4; split = test; weights = w.pt" in row  # metric metadata travels with it
+
+
+def test_rows_without_runs_on_disk_are_carried_over(tmp_path, monkeypatch):
+    """A fresh clone has no runs/: rebuilding RESULTS.md must keep earlier rows, and replace them once runs exist."""
+    monkeypatch.setenv("AVAE_RUNS_DIR", str(tmp_path))
+    old_row = ("| AVB, 4-point toy: log p(x) (nats) | -1.403 | -1.399 | 0.004 | 0 | quick | GPU | exact | "
+               "`python -m paper_reproductions.run --profile quick --only 11_avb_toy_4points` |")
+    skip = "- `22_asvae_cifar10` (quick, CPU): skipped — no data"
+    text = run.build_results(previous=f"# old\n\n{old_row}\n\n{skip}\n")
+    assert old_row in text and skip in text
+    d = tmp_path / "11_avb_toy_4points" / "20260101-000000_s0"
+    d.mkdir(parents=True)
+    (d / "final_metrics.json").write_text(json.dumps({"profile": "quick", "seed": 0, "device": "CPU", "metrics": {
+        "avb_log_px": {"value": -1.5, "implementation": "exact quadrature"}}}))
+    text = run.build_results(previous=f"# old\n\n{old_row}\n")
+    assert old_row not in text and "| -1.500 |" in text
