@@ -39,14 +39,8 @@ def discriminator_loss(f_pos: torch.Tensor, f_neg: torch.Tensor, w_pos: torch.Te
     f* = log P - log Q (Pu et al. 2017, Lemma 1).
     """
     lp, ln = F.softplus(-f_pos), F.softplus(f_neg)
-    if w_pos is None:
-        lp = lp.mean()
-    else:
-        lp = (w_pos * lp).sum()
-    if w_neg is None:
-        ln = ln.mean()
-    else:
-        ln = (w_neg * ln).sum()
+    lp = lp.mean() if w_pos is None else (w_pos * lp).sum()
+    ln = ln.mean() if w_neg is None else (w_neg * ln).sum()
     return lp + ln
 
 

@@ -6,22 +6,20 @@ Sampling: z_0 = mu(x) + sigma(x) * eps, then K layers z_k = z_{k-1} + u_k tanh(w
 (u_k, w_k, b_k) output by the encoder for each x (amortised, as in Rezende & Mohamed). Density:
 log q(z_K|x) = log N(z_0; mu, sigma^2) - sum_k log|1 + (1 - tanh^2(w_k . z_{k-1} + b_k)) w_k . u_k|.
 
-Inversion: with u_k constrained so that c = w_k . u_k >= -1 (the paper's u-hat), the scalar
-a = w_k . z_{k-1} solves g(a) = a + c tanh(a + b_k) - w_k . z_k = 0, which is monotone (g' = 1 + c sech^2 >= 0),
-so it has one root (we keep c >= -1 + 0.01, see ``C_MIN_MARGIN``), bracketed by w_k . z_k -+ |c|. We find it by bisection and two Newton steps
+Inversion: with u_k constrained so that c = w_k . u_k > -1 (Rezende & Mohamed's u-hat; we keep
+c >= -1 + ``C_MIN_MARGIN``), the scalar a = w_k . z_{k-1} solves g(a) = a + c tanh(a + b_k) - w_k . z_k = 0, which is
+strictly increasing (g' = 1 + c sech^2 > 0), so it has one root, bracketed by w_k . z_k -+ |c|. We find it by bisection and two Newton steps
 without gradients, then take one more Newton step *with* gradients: at the root this leaves the value unchanged
 and gives the exact derivative of the root with respect to (u, w, b, z) (implicit function theorem),
 so log q_phi(z|x) is differentiable in phi and in z.
 """
 from __future__ import annotations
 
-import math
-
 import torch
+import torch.distributions as D
 import torch.nn as nn
 import torch.nn.functional as F
 
-LOG_2PI = math.log(2 * math.pi)
 C_MIN_MARGIN = 1e-2
 
 
@@ -42,7 +40,8 @@ class PlanarFlowEncoder(nn.Module):
 
     # -- parameters -------------------------------------------------------------------------------------
     def params(self, x: torch.Tensor):
-        """returns mu, sigma (B, Z) and u_hat, w (B, K, Z), b (B, K), with w . u_hat >= -1."""
+        """x: (B, *x_shape). returns mu, sigma (B, Z) and u_hat, w (B, K, Z), b (B, K), with
+        w . u_hat >= -1 + C_MIN_MARGIN."""
         B, Z, K = x.shape[0], self.z_dim, self.n_flows
         h = self.head(self.trunk(x))
         mu, raw = h[:, :Z], h[:, Z:2 * Z]
@@ -57,7 +56,8 @@ class PlanarFlowEncoder(nn.Module):
 
     @staticmethod
     def _base_log_prob(z0, mu, sigma):
-        return (-0.5 * ((z0 - mu) / sigma).pow(2) - sigma.log() - 0.5 * LOG_2PI).sum(-1)
+        """log N(z0; mu, diag sigma^2): (B,) nats."""
+        return D.Normal(mu, sigma).log_prob(z0).sum(-1)
 
     @staticmethod
     def _log_det(a, c):

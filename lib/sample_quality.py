@@ -369,6 +369,19 @@ def mnist_scores(real: torch.Tensor, fake: torch.Tensor, *, classifier: MNISTCla
     return {"mnist_fd": fd, "mnist_is": score}
 
 
+@torch.no_grad()
+def bernoulli_prior_samples(decoder, z_dim: int, n: int, generator: torch.Generator, block: int = 500) -> torch.Tensor:
+    """n binary images x ~ p_theta(x|z), z ~ N(0, I), drawn in blocks of ``block`` from ``generator``.
+
+    decoder: z (B, Z) -> Bernoulli logits (B, *x_shape), e.g. :class:`lib.nets.BernoulliDecoder`.
+    returns: (n, *x_shape) in {0, 1} on the generator's device (the input of :func:`mnist_scores`).
+    """
+    device = generator.device
+    probs = torch.cat([torch.sigmoid(decoder(torch.randn(block, z_dim, generator=generator, device=device)))
+                       for _ in range(0, n, block)])[:n]
+    return torch.bernoulli(probs, generator=generator)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # reconstructions
 

@@ -62,7 +62,7 @@ from lib.evaluate import evaluate_elbo, evaluate_log_px, mean_sem
 from lib.models import build_method
 from lib.plotting import image_grid, learning_curves, savefig
 from lib.runs import finish_run, resolve_device, resolve_profile, seed_everything, start_run
-from lib.sample_quality import mnist_classifier, mnist_scores
+from lib.sample_quality import bernoulli_prior_samples, mnist_classifier, mnist_scores
 from lib.train import fit
 
 profile = resolve_profile(PROFILE)
@@ -188,10 +188,7 @@ reference = mnist_scores(real, real_other, classifier=clf, device=device)
 scores = {}
 g = torch.Generator(device=device).manual_seed(SEED)
 for name, model in models.items():
-    with torch.no_grad():
-        probs = torch.cat([torch.sigmoid(model.decoder(torch.randn(500, model.z_dim, generator=g, device=device)))
-                           for _ in range(0, n, 500)])[:n]
-        fake = torch.bernoulli(probs, generator=g)
+    fake = bernoulli_prior_samples(model.decoder, model.z_dim, n, generator=g)
     scores[name] = mnist_scores(real, fake, classifier=clf, device=device)
 print(f"{'held-out test':>14}: MNIST-FD {reference['mnist_fd']['value']:8.3f}  MNIST-IS {reference['mnist_is']['value']:.2f}")
 for name, sc in scores.items():

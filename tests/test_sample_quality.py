@@ -259,3 +259,20 @@ def test_lpips_runs_once_backbone_weights_are_in_the_hub_cache(monkeypatch, tmp_
     x = torch.rand(3, 1, 28, 28)
     same, other = lpips_distance(x, x, net="squeeze"), lpips_distance(x, torch.rand(3, 1, 28, 28), net="squeeze")
     assert same["value"] == pytest.approx(0.0, abs=1e-6) and other["value"] > 1e-4 and other["n"] == 3
+
+
+def test_bernoulli_prior_samples_follow_the_decoder_probabilities():
+    from lib.nets import BernoulliDecoder
+    from lib.sample_quality import bernoulli_prior_samples
+
+    dec = BernoulliDecoder(2, (1, 2, 2), hidden=(4,))
+    with torch.no_grad():  # a decoder that ignores z: every pixel has a known probability
+        for p in dec.parameters():
+            p.zero_()
+        dec.net[-1].bias.copy_(torch.tensor([-2.0, 0.0, 1.0, 3.0]))
+    x = bernoulli_prior_samples(dec, 2, 20_000, generator=torch.Generator().manual_seed(0), block=3000)
+    assert x.shape == (20_000, 1, 2, 2) and set(x.unique().tolist()) <= {0.0, 1.0}
+    expected = torch.sigmoid(torch.tensor([-2.0, 0.0, 1.0, 3.0]))
+    assert (x.flatten(1).mean(0) - expected).abs().max() < 0.015  # at least 4 binomial s.d. at n = 20k
+    again = bernoulli_prior_samples(dec, 2, 20_000, generator=torch.Generator().manual_seed(0), block=3000)
+    assert torch.equal(x, again)
