@@ -70,7 +70,7 @@ class ConvTrunk(nn.Module):
 
 
 class Conv32Trunk(nn.Module):
-    """(B, 3, 32, 32) -> (B, 256 * 4 * 4): 4x4 stride-2 convs 64/128/256 with batch-free ELU (DCGAN-style;
+    """(B, 3, 32, 32) -> (B, 256 * 4 * 4): 4x4 stride-2 convs 64/128/256, ELU, no batch norm (DCGAN-style;
     AS-VAE's CIFAR-10 architecture, App. B of the paper, is not in our sources)."""
 
     def __init__(self, channels=(64, 128, 256), in_channels: int = 3):
@@ -251,12 +251,7 @@ class GaussianDecoder(nn.Module):
             raise ValueError(f"unknown arch {arch!r}: use 'mlp' or 'conv32'")
 
     def forward(self, z: torch.Tensor):
-        h = self.net(z)
-        C = self.x_shape[0] if len(self.x_shape) == 3 else None
-        if C is not None and h.dim() == 4:
-            mean, raw = h[:, :C], h[:, C:]
-        else:
-            mean, raw = h.view(z.shape[0], 2, *self.x_shape).unbind(1)
+        mean, raw = self.net(z).reshape(z.shape[0], 2, *self.x_shape).unbind(1)  # conv32: channels 0-2, 3-5
         return torch.sigmoid(mean), F.softplus(raw) + 1e-3
 
     def distribution(self, z: torch.Tensor) -> D.Normal:
@@ -264,7 +259,8 @@ class GaussianDecoder(nn.Module):
         return D.Normal(*self(z))
 
     def log_prob(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """log p_theta(x|z), a density on [0, 1]^D, summed over dimensions: (B,) nats. x dequantised, (B, *x_shape)."""
+        """log p_theta(x|z), the Gaussian density (on R^D) at dequantised x (B, *x_shape) in [0, 1], summed over
+        dimensions: (B,) nats. Test likelihoods of 8-bit data use :func:`lib.evaluate.discretized_log_prob` instead."""
         return self.distribution(z).log_prob(x).flatten(1).sum(1)
 
     def rsample(self, z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
