@@ -7,33 +7,55 @@ from __future__ import annotations
 import math
 
 from .asvae import ASVAE
+from .bavae import BAVAE
 from .avb import AVB
 from .flows import PlanarFlowEncoder
-from .nets import Adversary, BernoulliDecoder, GaussianDecoder, GaussianEncoder, ImplicitEncoder, MomentEncoder, make_trunk
+from .nets import (Adversary, BernoulliDecoder, CodeDiscriminator, GaussianDecoder, GaussianEncoder, ImplicitDecoder,
+                   ImplicitEncoder, MomentEncoder, make_trunk)
 from .vae import VAE
 
-METHODS = ("vae", "avb", "avb_ac", "asvae", "asvae_r", "asvae_g")
+METHODS = ("vae", "avb", "avb_ac", "asvae", "asvae_r", "asvae_g", "bavae", "bavae_h")
 
 
 def build_method(method: str, *, x_shape, z_dim: int, arch: str = "mlp", hidden=(512, 512), act: str = "elu",
                  noise_dim: int = 32, adversary_hidden=(512, 512), adversary_kind: str = "concat",
-                 adversary_steps: int = 1, n_basis: int = 8, n_flows: int = 8, likelihood: str = "bernoulli"):
+                 adversary_steps: int = 1, n_basis: int = 8, n_flows: int = 8, likelihood: str = "bernoulli",
+                 decoder_std: float | None = None, decoder_noise_dim: int = 16, t_max: float = 10.0,
+                 generator_loss: str = "minimax"):
     """method: ``"vae"`` (Gaussian encoder), ``"avb"`` (implicit encoder, noise at the input / at every
     conv layer), ``"avb_ac"`` (AVB with adaptive contrast, moment-tractable encoder).
     ``"asvae"``, ``"asvae_r"``, ``"asvae_g"`` (AS-VAE and its reconstruction- / generation-only variants:
     planar-flow encoder with ``n_flows`` layers, two discriminators of the adversary's architecture).
     arch: ``"mlp"``, ``"conv"`` (28x28) or ``"conv32"`` ((3, 32, 32)) for encoder and decoder.
-    likelihood: ``"bernoulli"`` (binary pixels) or ``"gaussian"`` (dequantised 8-bit images; AS-VAE only). x_shape: e.g. (1, 28, 28) or (4,).
-    raises ValueError for an unknown method (naming the known ones) or architecture.
+    ``"bavae"``, ``"bavae_h"`` (Biadversarial VAE: implicit encoder and implicit decoder x = g(z, xi) with
+    ``decoder_noise_dim`` noise inputs, inference and generative discriminators on (x, z); ``"bavae_h"`` restores the
+    encoder's entropy term with a code discriminator; ``t_max``: the discriminators' output bound; ``generator_loss``: ``"minimax"`` or ``"nonsaturating"``;
+    see :mod:`lib.bavae`).
+    likelihood: ``"bernoulli"`` (binary pixels) or ``"gaussian"`` (VAE and AS-VAE; ``decoder_std``: a fixed scale, the
+    L2 baseline; None: learned per pixel). x_shape: e.g. (1, 28, 28) or (4,).
+    raises ValueError for an unknown method (naming the known ones), likelihood or architecture.
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}: use one of {METHODS}")
     if likelihood not in ("bernoulli", "gaussian"):
         raise ValueError(f"unknown likelihood {likelihood!r}: use 'bernoulli' or 'gaussian'")
-    if likelihood == "gaussian" and not method.startswith("asvae"):
-        raise ValueError(f"likelihood='gaussian' is implemented for the AS-VAE methods only, not {method!r}")
-    Decoder = GaussianDecoder if likelihood == "gaussian" else BernoulliDecoder
-    decoder = Decoder(z_dim, x_shape, arch=arch, hidden=tuple(reversed(hidden)), act=act)
+    if likelihood == "gaussian" and not (method == "vae" or method.startswith("asvae")):
+        raise ValueError(f"likelihood='gaussian' is implemented for the VAE and AS-VAE methods only, not {method!r}")
+    dec_hidden = tuple(reversed(hidden))
+    if method.startswith("bavae"):
+        encoder = ImplicitEncoder(make_trunk(arch, x_shape, hidden, act, noise_dim=noise_dim), z_dim)
+        decoder = ImplicitDecoder(z_dim, x_shape, arch=arch, hidden=dec_hidden, act=act, noise_dim=decoder_noise_dim)
+        # No analytic ||z||^2/2 in T (unlike AVB's adversary): E_{p(z)} e^{T - 1} would be infinite.
+        T = Adversary(math.prod(x_shape), z_dim, adversary_hidden, act, kind=adversary_kind, analytic_prior=False)
+        Dw = Adversary(math.prod(x_shape), z_dim, adversary_hidden, act, kind=adversary_kind, analytic_prior=False)
+        S = CodeDiscriminator(z_dim, adversary_hidden, act) if method == "bavae_h" else None
+        return BAVAE(encoder, decoder, T, Dw, S, entropy="restored" if S is not None else "dropped",
+                     discriminator_steps=adversary_steps, t_max=t_max,
+                     generator_loss=generator_loss)
+    if likelihood == "gaussian":
+        decoder = GaussianDecoder(z_dim, x_shape, arch=arch, hidden=dec_hidden, act=act, std=decoder_std)
+    else:
+        decoder = BernoulliDecoder(z_dim, x_shape, arch=arch, hidden=dec_hidden, act=act)
     if method == "vae":
         return VAE(GaussianEncoder(make_trunk(arch, x_shape, hidden, act), z_dim), decoder)
     if method.startswith("asvae"):

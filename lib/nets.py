@@ -1,4 +1,4 @@
-"""Networks: encoders (Gaussian, implicit, moment-tractable), the Bernoulli decoder, adversaries.
+"""Networks: encoders (Gaussian, implicit, moment-tractable), decoders (Bernoulli, Gaussian, implicit), adversaries.
 
 Every encoder and adversary is built on a *trunk*: a module mapping x (and, for implicit encoders,
 noise eps) to features ``(B, F)``. Two trunks exist: an MLP (toys and the ``quick`` profile) and the
@@ -189,25 +189,47 @@ class MomentEncoder(nn.Module):
         return self._sample(x)[0]
 
 
+def decoder_net(in_dim: int, x_shape, arch: str = "mlp", hidden=(512, 512), act: str = "elu", out_mult: int = 1) -> nn.Module:
+    """The decoders' shared network: (B, in_dim) -> (B, out_mult * prod(x_shape)) (mlp) or (B, out_mult * C, H, W).
+
+    arch ``"mlp"``; ``"conv"`` (AVB's MNIST decoder: FC -> 256x7x7 -> 5x5 transposed convs -> (out_mult, 28, 28));
+    ``"conv32"`` (FC -> 256x4x4 -> 4x4 transposed convs -> (3 * out_mult, 32, 32)).
+    raises ValueError for an unknown arch or an x_shape it does not fit.
+    """
+    x_shape = tuple(x_shape)
+    if arch == "mlp":
+        return mlp([in_dim, *hidden, out_mult * math.prod(x_shape)], act)
+    if arch == "conv":
+        if x_shape != (1, 28, 28):
+            raise ValueError(f"arch='conv' needs x_shape (1, 28, 28), got {x_shape}")
+        return nn.Sequential(
+            nn.Linear(in_dim, 7 * 7 * 256), nn.ELU(), nn.Unflatten(1, (256, 7, 7)),
+            nn.ConvTranspose2d(256, 128, 5, stride=2, padding=2, output_padding=1), nn.ELU(),
+            nn.ConvTranspose2d(128, 64, 5, stride=2, padding=2, output_padding=1), nn.ELU(),
+            nn.Conv2d(64, out_mult, 5, padding=2),
+        )
+    if arch == "conv32":
+        if x_shape != (3, 32, 32):
+            raise ValueError(f"arch='conv32' needs x_shape (3, 32, 32), got {x_shape}")
+        return nn.Sequential(
+            nn.Linear(in_dim, 256 * 4 * 4), nn.ELU(), nn.Unflatten(1, (256, 4, 4)),
+            nn.ConvTranspose2d(256, 128, 4, stride=2, padding=1), nn.ELU(),
+            nn.ConvTranspose2d(128, 64, 4, stride=2, padding=1), nn.ELU(),
+            nn.ConvTranspose2d(64, 3 * out_mult, 4, stride=2, padding=1),
+        )
+    raise ValueError(f"unknown arch {arch!r}: use 'mlp', 'conv' or 'conv32'")
+
+
 class BernoulliDecoder(nn.Module):
-    """p_theta(x|z) = prod_pixels Bernoulli(sigmoid(logits(z))). forward(z) -> logits (B, *x_shape)."""
+    """p_theta(x|z) = prod_pixels Bernoulli(sigmoid(logits(z))). forward(z) -> logits (B, *x_shape).
+    arch: ``"mlp"`` or ``"conv"`` (:func:`decoder_net`)."""
 
     def __init__(self, z_dim: int, x_shape, arch: str = "mlp", hidden=(512, 512), act: str = "elu"):
         super().__init__()
         self.x_shape = tuple(x_shape)
-        if arch == "mlp":
-            self.net = mlp([z_dim, *hidden, math.prod(x_shape)], act)
-        elif arch == "conv":
-            if self.x_shape != (1, 28, 28):
-                raise ValueError(f"arch='conv' needs x_shape (1, 28, 28), got {self.x_shape}")
-            self.net = nn.Sequential(  # AVB's MNIST decoder: FC -> 7x7 -> transposed convs -> 28x28 logits
-                nn.Linear(z_dim, 7 * 7 * 256), nn.ELU(), nn.Unflatten(1, (256, 7, 7)),
-                nn.ConvTranspose2d(256, 128, 5, stride=2, padding=2, output_padding=1), nn.ELU(),
-                nn.ConvTranspose2d(128, 64, 5, stride=2, padding=2, output_padding=1), nn.ELU(),
-                nn.Conv2d(64, 1, 5, padding=2),
-            )
-        else:
+        if arch not in ("mlp", "conv"):
             raise ValueError(f"unknown arch {arch!r}: use 'mlp' or 'conv'")
+        self.net = decoder_net(z_dim, x_shape, arch, hidden, act)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z).view(z.shape[0], *self.x_shape)
@@ -227,30 +249,27 @@ class BernoulliDecoder(nn.Module):
 
 
 class GaussianDecoder(nn.Module):
-    """p_theta(x|z) = N(mean(z), diag scale(z)^2) on dequantised images in [0, 1] (AS-VAE's CIFAR-10 model).
+    """p_theta(x|z) = N(mean(z), diag scale^2) on images in [0, 1]; mean = sigmoid(.).
 
-    forward(z) -> (mean, scale), each (B, *x_shape); mean = sigmoid(.), scale = softplus(.) + 1e-3.
-    arch: ``"mlp"`` or ``"conv32"`` (FC -> 256x4x4 -> transposed 4x4 convs -> (6, 32, 32): mean and scale).
+    std=None: a learned per-pixel scale(z) = softplus(.) + 1e-3 (AS-VAE's CIFAR-10 model, dequantised data).
+    std=s > 0: a fixed scale s for every pixel, the "Gaussian output with hyperparameter sigma" whose negative
+    log-likelihood is the L2 reconstruction loss (Kingma & Welling 2014; the baseline of Fickinger 2019, Sec. 3).
+    forward(z) -> (mean, scale), each (B, *x_shape). arch: ``"mlp"``, ``"conv"`` or ``"conv32"`` (:func:`decoder_net`).
+    raises ValueError for std <= 0.
     """
 
-    def __init__(self, z_dim: int, x_shape, arch: str = "mlp", hidden=(512, 512), act: str = "elu"):
+    def __init__(self, z_dim: int, x_shape, arch: str = "mlp", hidden=(512, 512), act: str = "elu",
+                 std: float | None = None):
         super().__init__()
-        self.x_shape = tuple(x_shape)
-        if arch == "mlp":
-            self.net = mlp([z_dim, *hidden, 2 * math.prod(x_shape)], act)
-        elif arch == "conv32":
-            if self.x_shape != (3, 32, 32):
-                raise ValueError(f"arch='conv32' needs x_shape (3, 32, 32), got {self.x_shape}")
-            self.net = nn.Sequential(
-                nn.Linear(z_dim, 256 * 4 * 4), nn.ELU(), nn.Unflatten(1, (256, 4, 4)),
-                nn.ConvTranspose2d(256, 128, 4, stride=2, padding=1), nn.ELU(),
-                nn.ConvTranspose2d(128, 64, 4, stride=2, padding=1), nn.ELU(),
-                nn.ConvTranspose2d(64, 6, 4, stride=2, padding=1),
-            )
-        else:
-            raise ValueError(f"unknown arch {arch!r}: use 'mlp' or 'conv32'")
+        if std is not None and not std > 0:
+            raise ValueError(f"std must be positive (or None for a learned scale), got {std}")
+        self.x_shape, self.std = tuple(x_shape), std
+        self.net = decoder_net(z_dim, x_shape, arch, hidden, act, out_mult=1 if std else 2)
 
     def forward(self, z: torch.Tensor):
+        if self.std:
+            mean = torch.sigmoid(self.net(z).reshape(z.shape[0], *self.x_shape))
+            return mean, torch.full_like(mean, self.std)
         mean, raw = self.net(z).reshape(z.shape[0], 2, *self.x_shape).unbind(1)  # conv32: channels 0-2, 3-5
         return torch.sigmoid(mean), F.softplus(raw) + 1e-3
 
@@ -259,7 +278,7 @@ class GaussianDecoder(nn.Module):
         return D.Normal(*self(z))
 
     def log_prob(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """log p_theta(x|z), the Gaussian density (on R^D) at dequantised x (B, *x_shape) in [0, 1], summed over
+        """log p_theta(x|z), the Gaussian density (on R^D) at x (B, *x_shape) in [0, 1], summed over
         dimensions: (B,) nats. Test likelihoods of 8-bit data use :func:`lib.evaluate.discretized_log_prob` instead."""
         return self.distribution(z).log_prob(x).flatten(1).sum(1)
 
@@ -267,6 +286,41 @@ class GaussianDecoder(nn.Module):
         """Reparameterised x_xi = mean + scale * xi, xi ~ N(0, I): (B, *x_shape)."""
         mean, scale = self(z)
         return mean + scale * torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+
+
+class ImplicitDecoder(nn.Module):
+    """Implicit likelihood x = g_theta(z, xi) = sigmoid(net([z, xi])), xi ~ N(0, I_noise_dim): no density, any
+    (multimodal) p_theta(x|z) the network can push xi to (Fickinger 2019, Sec. 3: the Gaussian output assumption
+    removed). x in (0, 1), shape (B, *x_shape). arch: ``"mlp"``, ``"conv"`` or ``"conv32"`` (:func:`decoder_net`).
+    """
+
+    def __init__(self, z_dim: int, x_shape, arch: str = "mlp", hidden=(512, 512), act: str = "elu", noise_dim: int = 16):
+        super().__init__()
+        if noise_dim < 1:
+            raise ValueError(f"an implicit decoder needs noise_dim >= 1, got {noise_dim}")
+        self.x_shape, self.z_dim, self.noise_dim = tuple(x_shape), z_dim, noise_dim
+        self.net = decoder_net(z_dim + noise_dim, x_shape, arch, hidden, act)
+
+    def forward(self, z: torch.Tensor, xi: torch.Tensor) -> torch.Tensor:
+        """x = g_theta(z, xi): (B, *x_shape) in (0, 1)."""
+        return torch.sigmoid(self.net(torch.cat([z, xi], 1)).reshape(z.shape[0], *self.x_shape))
+
+    def sample(self, z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """x ~ p_theta(x|z), reparameterised (differentiable in theta and z): (B, *x_shape)."""
+        xi = torch.randn(z.shape[0], self.noise_dim, generator=generator, device=z.device, dtype=z.dtype)
+        return self(z, xi)
+
+
+class CodeDiscriminator(nn.Module):
+    """S(z) = MLP(z): (B, Z) -> (B,). (No analytic ||z||^2 / 2 term: in an f-GAN KL game E_{p(z)} e^{S(z) - 1} would
+    then be infinite.)"""
+
+    def __init__(self, z_dim: int, hidden=(256, 256), act: str = "elu"):
+        super().__init__()
+        self.net = mlp([z_dim, *hidden, 1], act)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z).squeeze(1)
 
 
 class Adversary(nn.Module):

@@ -197,6 +197,6 @@ def test_cifar_loader_says_how_to_get_the_data(tmp_path):
         load_cifar10(tmp_path)
 
 
-def test_gaussian_likelihood_is_only_for_asvae():
-    with pytest.raises(ValueError, match="AS-VAE"):
-        build_method("vae", x_shape=(4,), z_dim=2, likelihood="gaussian")
+def test_gaussian_likelihood_is_only_for_vae_and_asvae():
+    with pytest.raises(ValueError, match="VAE and AS-VAE"):
+        build_method("avb", x_shape=(4,), z_dim=2, likelihood="gaussian")
