@@ -44,7 +44,7 @@ def test_results_table_is_mean_and_sd_of_the_newest_batch(tmp_path, monkeypatch)
     text = run.build_results()
     row = [line for line in text.splitlines() if line.startswith("| AVB, 4-point toy: log p(x)")][0]
     # newest batch only (the -9.0 runs are older); sd of (-1.40, -1.42) = 0.0141; ours - paper = -1.41 + 1.403
-    assert "| -1.410 ± 0.014 (sd) | -0.007 | 0,1 | quick |" in row
+    assert "| -1.410 ± 0.014 (sd; seeds: -1.400, -1.420) | -0.007 | 0,1 | quick |" in row
     assert "exact quadrature; n = 4; split = test; weights = w.pt" in row  # metric metadata travels with it
 
 
