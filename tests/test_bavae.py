@@ -155,3 +155,28 @@ def test_fixed_scale_gaussian_decoder_is_the_l2_likelihood():
     assert torch.allclose(dec.log_prob(x, z) + l2, (expected + l2)[:1].expand(3), atol=1e-3)
     with pytest.raises(ValueError, match="std"):
         GaussianDecoder(2, (4,), std=0.0)
+
+
+@pytest.mark.parametrize("method", ["vae", "bavae", "bavae_h"])
+def test_full_profile_networks_take_a_training_step_on_mnist_shapes(method):
+    """Notebook 31's full-profile models (AVB's convolutional nets) build and train on (B, 1, 28, 28) images."""
+    kw = dict(likelihood="gaussian", decoder_std=0.1) if method == "vae" else {}
+    m = build_method(method, x_shape=(1, 28, 28), z_dim=8, arch="conv", hidden=(256, 256), adversary_hidden=(64, 64),
+                     noise_dim=4, decoder_noise_dim=4, **kw)
+    lr = {"model": 1e-3} if method == "vae" else {"primal": 1e-3, "discriminators": 1e-3}
+
+    class Images:
+        def next(self):
+            return torch.rand(4, 1, 28, 28)
+
+        def state_dict(self):
+            return {}
+
+        def load_state_dict(self, state):
+            pass
+
+    hist = fit(m, Images(), steps=2, lr=lr, log_every=1, progress=False)
+    assert len(hist) == 2 and all(torch.isfinite(torch.tensor(v)) for row in hist for v in row.values())
+    if method != "vae":
+        x = m.reconstruct(torch.rand(3, 1, 28, 28))
+        assert x.shape == (3, 1, 28, 28) and ((x > 0) & (x < 1)).all()
