@@ -15,12 +15,18 @@ Slides, Eq. 4, with f(x_hat) = mu_e(x_hat)/sigma_e and g(x) = sqrt(1 - sigma_e^2
 whose optimum mu_e(x_hat*(z)) = sqrt(1 - sigma_e^2) z has the law N(0, I - diag sigma_e^2) of mu_e(x) for x ~ data
 whenever the aggregated posterior equals the prior (notebook 40, Sec. 2), so it does not contradict the GAN's optimum.
 The authors' released code uses another form (``variant="code"``; see :func:`latent_reconstruction_loss`).
-This module holds the losses only; the model class comes later.
+The model, :class:`AVAE`, plays these losses on the DCGAN networks of :mod:`lib.gan_nets`.
 """
 from __future__ import annotations
 
 import torch
+import torch.distributions as D
 import torch.nn.functional as F
+
+from .asvae import discriminator_loss
+from .gan_nets import Discriminator, Encoder, Generator, eval_mode
+from .method import Method
+from .nets import standard_normal_prior
 
 L_Z_VARIANTS = ("slides", "code")
 
@@ -97,3 +103,117 @@ def generator_loss(c_fake: torch.Tensor, mu_e_xhat: torch.Tensor, z: torch.Tenso
     if c_fake.shape != z.shape[:1]:
         raise ValueError(f"c_fake must be (B,) = ({z.shape[0]},), got {tuple(c_fake.shape)}")
     return F.softplus(-c_fake) + weight * latent_reconstruction_loss(mu_e_xhat, z, log_sigma_e, variant)
+
+
+class AVAE(Method):
+    """The Adversarial Variational Auto Encoder (Plumerault et al. 2020; REFERENCE.md Sec. 4): a VAE (encoder E, decoder
+    Dec) and a GAN (generator G(z, xi), discriminator C) coupled by the latent reconstruction loss L_Z, which makes G
+    faithful to the code through the encoder's mean mu_e.
+
+    Networks (:mod:`lib.gan_nets`): encoder -- :class:`~lib.gan_nets.Encoder` of kind ``"shared_sigma"`` (mu_e(x) and a
+    data-independent sigma_e < 1); decoder -- :class:`~lib.gan_nets.Generator` with noise_dim = 0 (Dec, trained by the
+    VAE loss only); generator -- :class:`~lib.gan_nets.Generator` (noise_dim > 0 gives G(z, xi)); discriminator --
+    :class:`~lib.gan_nets.Discriminator` of x alone.
+
+    Players, stepped in this order each iteration (each on a fresh batch, others frozen by :func:`lib.train.fit`):
+
+    * ``"vae"`` (encoder, decoder): L_E = beta KL + 1/2 ||x - Dec(z)||^2, z = mu_e(x) + sigma_e eps (:func:`vae_loss`);
+    * ``"discriminator"``: L_C = BCE(C(x), 1) + BCE(C(G(z, xi)), 0), z ~ N(0, I) (:func:`lib.asvae.discriminator_loss`);
+    * ``"generator"``: L_G = -log sigmoid C(G(z, xi)) + lz_weight * L_Z(G(z, xi)), z ~ N(0, I) (:func:`generator_loss`),
+      with mu_e and sigma_e of the *current* encoder: the encoder's parameters are frozen during this step, but
+      gradients flow through it to G. The encoder runs in eval mode here (batch norm on the running statistics of
+      real batches), so mu_e is the same per-image function that encodes real data, and generated images never
+      enter its running statistics (our choice; the notes do not say what the released code does).
+
+    beta: KL weight (>= 0). lz_weight: weight of L_Z (>= 0; 0 makes G a plain GAN generator). lz_variant:
+    ``"slides"`` (default) or ``"code"`` (:func:`latent_reconstruction_loss`; losses are batch means, so the code
+    variant's batch sum is a rescaling of lz_weight by the batch size). Reconstructions are the generator's,
+    G(mu_e(x) + sigma_e eps, xi), as the paper evaluates them (:meth:`reconstruct`); :meth:`reconstruct_vae` gives Dec's.
+    raises ValueError for an encoder that is not ``"shared_sigma"``, a noisy decoder, mismatched z sizes, a joint
+    discriminator, beta < 0, lz_weight < 0 or an unknown lz_variant.
+    """
+
+    players = {"vae": ("encoder", "decoder"), "discriminator": ("discriminator",), "generator": ("generator",)}
+
+    def __init__(self, encoder: Encoder, decoder: Generator, generator: Generator, discriminator: Discriminator,
+                 beta: float = 1.0, lz_weight: float = 1.0, lz_variant: str = "slides"):
+        super().__init__()
+        if getattr(encoder, "kind", None) != "shared_sigma":
+            raise ValueError("AVAE needs an encoder with a data-independent sigma_e (Encoder kind 'shared_sigma'), "
+                             f"got kind {getattr(encoder, 'kind', None)!r}")
+        if decoder.noise_dim:
+            raise ValueError("AVAE's VAE decoder takes only z (noise_dim = 0); the noise xi belongs to the generator")
+        if not decoder.z_dim == generator.z_dim == encoder.z_dim:
+            raise ValueError(f"encoder, decoder and generator must share z_dim, got {encoder.z_dim}, {decoder.z_dim}, "
+                             f"{generator.z_dim}")
+        if discriminator.z_dim:
+            raise ValueError("AVAE's discriminator C sees images only (z_dim = 0)")
+        if beta < 0 or lz_weight < 0:
+            raise ValueError(f"beta and lz_weight must be >= 0, got beta={beta}, lz_weight={lz_weight}")
+        if lz_variant not in L_Z_VARIANTS:
+            raise ValueError(f"unknown L_Z variant {lz_variant!r}: use one of {L_Z_VARIANTS}")
+        self.encoder, self.decoder, self.generator, self.discriminator = encoder, decoder, generator, discriminator
+        self.z_dim, self.beta, self.lz_weight, self.lz_variant = encoder.z_dim, float(beta), float(lz_weight), lz_variant
+
+    def config(self) -> dict:
+        return {**super().config(), "beta": self.beta, "lz_weight": self.lz_weight, "lz_variant": self.lz_variant}
+
+    def prior(self, device=None) -> D.Independent:
+        return standard_normal_prior(self.z_dim, device or next(self.parameters()).device)
+
+    def draw_z(self, n: int, device=None) -> torch.Tensor:
+        """n codes z ~ N(0, I): (n, Z)."""
+        return self.prior(device).sample((n,))
+
+    def generator_terms(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The generator step's terms at given codes z (B, Z), differentiable in G (and through the encoder):
+        ``loss`` (B,) = adversarial + lz_weight * L_Z, ``adv`` (B,), ``L_Z`` (B,), ``x_hat`` (B, *x_shape)."""
+        x_hat = self.generator.sample(z)
+        c_fake = self.discriminator(x_hat)
+        with eval_mode(self.encoder):
+            mu_hat, log_sigma = self.encoder(x_hat)
+        per = generator_loss(c_fake, mu_hat, z, log_sigma, self.lz_weight, self.lz_variant)
+        lz = latent_reconstruction_loss(mu_hat, z, log_sigma, self.lz_variant)
+        return {"loss": per, "adv": F.softplus(-c_fake), "L_Z": lz, "x_hat": x_hat}
+
+    def loss(self, player: str, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        if player == "vae":
+            mu, log_sigma = self.encoder(x)
+            x_rec = self.decoder(mu + log_sigma.exp() * torch.randn_like(mu))
+            per = vae_loss(x, x_rec, mu, log_sigma, self.beta)
+            rec = 0.5 * (x - x_rec).flatten(1).pow(2).sum(1)
+            kl = 0.5 * (mu.pow(2) + torch.exp(2 * log_sigma) - 1 - 2 * log_sigma).sum(1)
+            return {"loss": per.mean(), "rec": rec.mean().detach(), "kl": kl.mean().detach(),
+                    "sigma_mean": log_sigma.exp().mean().detach()}
+        if player == "discriminator":
+            with torch.no_grad():
+                fake = self.generator.sample(self.draw_z(x.shape[0], x.device))
+            c_real, c_fake = self.discriminator(x), self.discriminator(fake)
+            return {"loss": discriminator_loss(c_real, c_fake), "c_real": c_real.mean().detach(),
+                    "c_fake": c_fake.mean().detach()}
+        if player == "generator":
+            t = self.generator_terms(self.draw_z(x.shape[0], x.device))
+            return {"loss": t["loss"].mean(), "adv": t["adv"].mean().detach(), "L_Z": t["L_Z"].mean().detach()}
+        self.player_parameters(player)  # raises KeyError naming the players
+
+    @torch.no_grad()
+    def sample(self, n: int) -> torch.Tensor:
+        """n images G(z, xi), z ~ N(0, I), fresh xi: (n, *x_shape) in (0, 1) (networks in their current mode)."""
+        return self.generator.sample(self.draw_z(n))
+
+    @torch.no_grad()
+    def encode(self, x: torch.Tensor, use_mean: bool = False) -> torch.Tensor:
+        """z = mu_e(x) + sigma_e eps (``use_mean``: mu_e(x)): (B, Z)."""
+        mu, log_sigma = self.encoder(x)
+        return mu if use_mean else mu + log_sigma.exp() * torch.randn_like(mu)
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor, use_mean: bool = False) -> torch.Tensor:
+        """The generator's reconstructions G(mu_e(x) + sigma_e eps, xi), fresh eps and xi (``use_mean``: eps = 0), as the
+        paper evaluates them (MSE, LPIPS against x): (B, *x_shape)."""
+        return self.generator.sample(self.encode(x, use_mean))
+
+    @torch.no_grad()
+    def reconstruct_vae(self, x: torch.Tensor, use_mean: bool = False) -> torch.Tensor:
+        """The VAE decoder's reconstructions Dec(mu_e(x) + sigma_e eps) (``use_mean``: Dec(mu_e(x))): (B, *x_shape)."""
+        return self.decoder(self.encode(x, use_mean))
