@@ -68,6 +68,13 @@ def latent_reconstruction_loss(mu_e_xhat: torch.Tensor, z: torch.Tensor, log_sig
     return 0.5 * (w * (mu_e_xhat - z).pow(2)).sum(1)
 
 
+def gaussian_kl(mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, diag sigma^2) || N(0, I)) per example, analytic (``torch.distributions``): (B,) nats.
+    mu: (B, Z); sigma: (B, Z) or (Z,) standard deviations."""
+    q = D.Normal(mu, sigma.expand_as(mu))
+    return D.kl_divergence(q, D.Normal(torch.zeros_like(mu), torch.ones_like(mu))).sum(1)
+
+
 def vae_loss(x: torch.Tensor, x_rec: torch.Tensor, mu: torch.Tensor, log_sigma_e: torch.Tensor,
              beta: float = 1.0) -> torch.Tensor:
     """AVAE's encoder/decoder loss L_E = beta KL(N(mu, sigma_e^2) || N(0, I)) + 1/2 ||x - x_rec||^2, per example.
@@ -83,8 +90,7 @@ def vae_loss(x: torch.Tensor, x_rec: torch.Tensor, mu: torch.Tensor, log_sigma_e
         raise ValueError(f"beta must be >= 0, got {beta}")
     if x.shape != x_rec.shape:
         raise ValueError(f"x and x_rec must have the same shape, got {tuple(x.shape)} and {tuple(x_rec.shape)}")
-    kl = 0.5 * (mu.pow(2) + torch.exp(2 * log_sigma_e) - 1 - 2 * log_sigma_e).sum(1)
-    return beta * kl + 0.5 * (x - x_rec).flatten(1).pow(2).sum(1)
+    return beta * gaussian_kl(mu, log_sigma_e.exp()) + 0.5 * (x - x_rec).flatten(1).pow(2).sum(1)
 
 
 def generator_loss(c_fake: torch.Tensor, mu_e_xhat: torch.Tensor, z: torch.Tensor, log_sigma_e: torch.Tensor,
@@ -182,7 +188,7 @@ class AVAE(Method):
             x_rec = self.decoder(mu + log_sigma.exp() * torch.randn_like(mu))
             per = vae_loss(x, x_rec, mu, log_sigma, self.beta)
             rec = 0.5 * (x - x_rec).flatten(1).pow(2).sum(1)
-            kl = 0.5 * (mu.pow(2) + torch.exp(2 * log_sigma) - 1 - 2 * log_sigma).sum(1)
+            kl = gaussian_kl(mu, log_sigma.exp())
             return {"loss": per.mean(), "rec": rec.mean().detach(), "kl": kl.mean().detach(),
                     "sigma_mean": log_sigma.exp().mean().detach()}
         if player == "discriminator":

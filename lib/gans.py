@@ -19,18 +19,12 @@ import torch.distributions as D
 import torch.nn.functional as F
 
 from .asvae import discriminator_loss
-from .avae import AVAE, vae_loss
+from .avae import AVAE, gaussian_kl, vae_loss
 from .gan_nets import Discriminator, Encoder, Generator
 from .method import Method
 from .nets import standard_normal_prior
 
 __all__ = ["ConvVAE", "GAN", "VAEGAN", "BiGAN", "AVAE", "build", "METHODS", "gaussian_kl"]
-
-
-def gaussian_kl(mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, diag sigma^2) || N(0, I)) per example, analytic (Kingma & Welling 2014, App. B): (B,) nats.
-    mu: (B, Z); sigma: (B, Z) or (Z,) standard deviations."""
-    return 0.5 * (mu.pow(2) + sigma.pow(2) - 1 - 2 * sigma.log()).sum(1)
 
 
 class _Generative(Method):
