@@ -57,7 +57,8 @@ def bounded(v: torch.Tensor, t_max: float) -> torch.Tensor:
     activation. A KL discriminator must stay bounded: where P/Q is unbounded (disjoint supports, a narrow posterior
     against the prior) the unconstrained maximiser of E_P T - E_Q e^{T-1} runs to +infinity, and one sample of Q that
     then lands there makes e^{T-1} overflow. Restricting T to T <= t_max keeps a valid lower bound on the KL (the
-    pointwise optimum becomes min(1 + log P/Q, t_max)) and caps e^{T-1} at e^{t_max - 1}."""
+    pointwise optimum becomes min(1 + log P/Q, t_max)) and caps e^{T-1} at e^{t_max - 1}.
+    v: raw discriminator outputs, any shape (nats); returns: the same shape, every entry < t_max."""
     return t_max - F.softplus(t_max - v)
 
 
