@@ -16,6 +16,12 @@ class Method(nn.Module):
     players: dict[str, tuple[str, ...]] = {}
 
     @property
+    def adversary_players(self) -> tuple[str, ...]:
+        """The players that play the adversary's side of a game (their names say "adversar"/"discrimin");
+        :func:`lib.train.fit` lowers their learning rates when it rolls back a diverged run."""
+        return tuple(p for p in self.players if "adversar" in p or "discrimin" in p)
+
+    @property
     def schedule(self) -> list[tuple[str, int]]:
         """[(player, steps per iteration), ...] in the order they are stepped."""
         return [(p, 1) for p in self.players]

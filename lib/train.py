@@ -6,13 +6,29 @@ parameters have ``requires_grad=False``, so its backward pass neither computes n
 there, and its optimizer holds only its own parameters -- an adversary step never changes the
 encoder or decoder, and a primal step never changes the adversary (tested).
 
-Checkpoints (``ckpt.pt``) hold state dicts only -- every network, every optimizer, the step, the
-batch sampler and all RNG states -- and are written atomically; ``fit`` resumes from one.
+Reliability (tested, see tests/test_train.py and tests/test_reliability.py):
+
+* checkpoints (``ckpt.pt``) hold state dicts only -- every network, every optimizer, the step, the batch
+  sampler and all RNG states -- and are written atomically; ``fit`` resumes from one bit-for-bit, and
+  drops the ``metrics.jsonl`` rows logged after it, so a run killed at any point and resumed equals an
+  uninterrupted one;
+* divergence guard: a non-finite loss term or gradient is caught at the step where it occurs, *before* the
+  optimizer applies it; ``fit`` raises :class:`DivergenceError` naming the iteration, the player and the
+  offending terms (or parameters), and the last checkpoint on disk is the last good one. With
+  ``on_divergence="rollback"`` it instead restores the last good state and retries with the adversaries'
+  learning rates multiplied by ``rollback_lr_factor`` (at most ``max_rollbacks`` times), logging the event.
+
+Speed: the data stay on the device (``lib.data.BatchSampler``); ``compile`` (``torch.compile`` of the
+loss, ``"reduce-overhead"`` = CUDA-graph capture on a GPU) and ``autocast_bf16`` are flags, off by
+default and recorded in ``run_dir/fit_config.json``. Several processes (``torchrun``): each player's
+gradients are averaged over the ranks before its step (:mod:`lib.distributed`); rank 0 alone writes.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import math
 import os
 from collections import defaultdict
 from pathlib import Path
@@ -20,8 +36,19 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from . import distributed as ddp
 from .method import Method
-from .runs import atomic_write_bytes, rng_state, set_rng_state
+from .runs import atomic_write_bytes, rng_state, set_rng_state, write_json
+
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
+
+
+class DivergenceError(FloatingPointError):
+    """A loss term or a gradient became non-finite. Attributes: ``step``, ``player``, ``terms`` (name -> value)."""
+
+    def __init__(self, message: str, step: int, player: str, terms: dict[str, float]):
+        super().__init__(message)
+        self.step, self.player, self.terms = step, player, terms
 
 
 def set_trainable(method: Method, player: str | None) -> None:
@@ -42,31 +69,47 @@ def make_optimizers(method: Method, lr: dict[str, float], betas=(0.5, 0.999)) ->
     return {p: torch.optim.Adam(method.player_parameters(p), lr=lr[p], betas=tuple(betas)) for p in method.players}
 
 
-def save_checkpoint(path: str | os.PathLike, method: Method, optimizers: dict, step: int, sampler=None) -> None:
-    """Atomically write a checkpoint of state dicts (no pickled modules)."""
+def _checkpoint_bytes(method: Method, optimizers: dict, step: int, sampler=None) -> bytes:
+    rngs = ddp.gather_objects(rng_state())
     buf = io.BytesIO()
     torch.save({
         "step": step, "method_config": method.config(), "model": method.state_dict(),
         "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
-        "sampler": sampler.state_dict() if sampler is not None else None, "rng": rng_state(),
+        "sampler": sampler.state_dict() if sampler is not None else None, "rng": rngs[0],
+        **({"rng_ranks": rngs} if len(rngs) > 1 else {}),
     }, buf)
-    atomic_write_bytes(path, buf.getvalue())
+    return buf.getvalue()
 
 
-def load_checkpoint(path: str | os.PathLike, method: Method, optimizers: dict | None = None, sampler=None,
+def save_checkpoint(path: str | os.PathLike, method: Method, optimizers: dict, step: int, sampler=None) -> None:
+    """Atomically write a checkpoint of state dicts (no pickled modules). Under torchrun only rank 0 writes."""
+    data = _checkpoint_bytes(method, optimizers, step, sampler)
+    if ddp.rank_and_world()[0] == 0:
+        atomic_write_bytes(path, data)
+
+
+def load_checkpoint(path: str | os.PathLike | bytes, method: Method, optimizers: dict | None = None, sampler=None,
                     restore_rng: bool = True) -> int:
     """Load a checkpoint written by :func:`save_checkpoint` into ``method`` (and optimizers, sampler, RNGs).
 
-    returns: the step it was saved at.
-    raises ValueError if it belongs to another method or architecture (names the differences).
+    path: the file, or its bytes. returns: the step it was saved at.
+    raises ValueError if it belongs to another method or architecture (names the differences), or if the file is
+    not a checkpoint at all (truncated or foreign).
     """
-    ckpt = torch.load(path, map_location=next(method.parameters()).device, weights_only=False)
+    src = io.BytesIO(path) if isinstance(path, bytes) else path
+    where = "in-memory checkpoint" if isinstance(path, bytes) else f"checkpoint {path}"
+    try:
+        ckpt = torch.load(src, map_location=next(method.parameters()).device, weights_only=False)
+    except (RuntimeError, EOFError, OSError, ValueError) as err:
+        raise ValueError(f"{where} is unreadable ({err}); delete it to start the run afresh") from err
+    if not isinstance(ckpt, dict) or "method_config" not in ckpt:
+        raise ValueError(f"{where} is not a checkpoint of lib.train.save_checkpoint")
     mine, theirs = method.config(), ckpt["method_config"]
     if mine["method"] != theirs["method"]:
-        raise ValueError(f"checkpoint {path} is for method {theirs['method']}, not {mine['method']}")
+        raise ValueError(f"{where} is for method {theirs['method']}, not {mine['method']}")
     if mine["shapes"] != theirs["shapes"]:
         diff = sorted(k for k in set(mine["shapes"]) | set(theirs["shapes"]) if mine["shapes"].get(k) != theirs["shapes"].get(k))
-        raise ValueError(f"checkpoint {path} has another architecture; differing parameters: {diff[:5]}")
+        raise ValueError(f"{where} has another architecture; differing parameters: {diff[:5]}")
     method.load_state_dict(ckpt["model"])
     if optimizers is not None:
         for k, o in optimizers.items():
@@ -74,64 +117,173 @@ def load_checkpoint(path: str | os.PathLike, method: Method, optimizers: dict | 
     if sampler is not None and ckpt["sampler"] is not None:
         sampler.load_state_dict(ckpt["sampler"])
     if restore_rng:
-        set_rng_state(ckpt["rng"])
+        rank, world = ddp.rank_and_world()
+        ranks = ckpt.get("rng_ranks")
+        set_rng_state(ranks[rank] if ranks is not None and len(ranks) == world else ckpt["rng"])
     return int(ckpt["step"])
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Keep the rows of ``metrics.jsonl`` logged at or before ``step`` (and drop a half-written last line)."""
+    if not path.exists():
+        return
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if row.get("step", 0) <= step:
+            keep.append(line + "\n")
+    atomic_write_bytes(path, "".join(keep).encode())
+
+
+def _divergence(player: str, it: int, out: dict, grads: dict[str, torch.Tensor]) -> DivergenceError:
+    terms = {n: float(v.detach()) for n, v in out.items() if v.dim() == 0}
+    bad = [n for n, v in terms.items() if not math.isfinite(v)]
+    if bad:
+        what = f"non-finite loss term(s) {bad}"
+    else:
+        params = [n for n, g in grads.items() if not torch.isfinite(g).all()]
+        what = f"finite loss terms but non-finite gradients in {params[:5]}{' ...' if len(params) > 5 else ''}"
+    return DivergenceError(f"non-finite values at iteration {it}, player {player!r}: {what}; terms {terms}",
+                           it, player, terms)
 
 
 def fit(method: Method, sampler, *, steps: int, lr: dict[str, float], betas=(0.5, 0.999),
         run_dir: str | os.PathLike | None = None, log_every: int = 100, ckpt_every: int | None = None,
-        resume: bool = True, progress: bool | None = None, desc: str | None = None) -> list[dict]:
+        resume: bool = True, progress: bool | None = None, desc: str | None = None,
+        on_divergence: str = "raise", max_rollbacks: int = 3, rollback_lr_factor: float = 0.5,
+        compile: str | None = None, autocast_bf16: bool = False) -> list[dict]:
     """Train ``method`` for ``steps`` iterations on batches from ``sampler.next()``.
 
     steps: iterations; one iteration steps every player of ``method.schedule`` (e.g. AVB: k adversary
-    steps, then one primal step). lr: player -> Adam learning rate. run_dir: where ``metrics.jsonl``
-    and ``ckpt.pt`` go (None: nothing written). ckpt_every: iterations between checkpoints (the last
-    iteration always checkpoints when run_dir is set). resume: continue from ``run_dir/ckpt.pt``.
+    steps, then one primal step). lr: player -> Adam learning rate. run_dir: where ``metrics.jsonl``,
+    ``fit_config.json`` and ``ckpt.pt`` go (None: nothing written; under torchrun give every rank the same
+    folder: rank 0 writes, every rank reads the checkpoint when resuming). ckpt_every: iterations between
+    checkpoints (the last iteration always checkpoints when run_dir is set). resume: continue from
+    ``run_dir/ckpt.pt`` (False: start afresh, dropping the folder's old metrics).
     progress: tqdm bar (default: on unless the ``CI`` variable is set).
+    on_divergence: ``"raise"`` or ``"rollback"`` (restore the last checkpointed state -- the start if none yet --
+    and scale the adversaries' learning rates by ``rollback_lr_factor``; all players' if the method has no
+    adversary). compile: None or a ``torch.compile`` mode of :data:`COMPILE_MODES` for ``method.loss``.
+    autocast_bf16: run the losses under bf16 autocast.
     returns: the logged rows, ``{"step", "<player>/<term>": mean over the interval, ...}``.
-    raises FloatingPointError naming the step, player and terms when a loss is not finite.
+    raises DivergenceError (a FloatingPointError) naming the iteration, player and terms when a loss term or a
+    gradient is not finite (after ``max_rollbacks`` rollbacks in rollback mode); ValueError for bad options.
     """
+    if on_divergence not in ("raise", "rollback"):
+        raise ValueError(f"on_divergence must be 'raise' or 'rollback', not {on_divergence!r}")
+    if compile is not None and compile not in COMPILE_MODES:
+        raise ValueError(f"compile must be None or one of {COMPILE_MODES}, not {compile!r}")
+    if not 0 < rollback_lr_factor < 1:
+        raise ValueError(f"rollback_lr_factor must be in (0, 1), got {rollback_lr_factor}")
+    if steps < 0:
+        raise ValueError(f"steps must be >= 0, got {steps}")
     optimizers = make_optimizers(method, lr, betas)
+    rank, world = ddp.rank_and_world()
+    writer, distributed = rank == 0, world > 1
     run_dir = Path(run_dir) if run_dir is not None else None
-    if run_dir is not None:
+    if run_dir is not None and writer:
         run_dir.mkdir(parents=True, exist_ok=True)
     ckpt, start = (run_dir / "ckpt.pt" if run_dir else None), 0
     if ckpt is not None and resume and ckpt.exists():
         start = load_checkpoint(ckpt, method, optimizers, sampler)
+    if run_dir is not None and writer:
+        _truncate_metrics(run_dir / "metrics.jsonl", start)
+        write_json(run_dir / "fit_config.json", {
+            "steps": steps, "lr": lr, "betas": list(betas), "schedule": method.schedule, "compile": compile,
+            "autocast_bf16": autocast_bf16, "world_size": world, "on_divergence": on_divergence,
+            "max_rollbacks": max_rollbacks, "rollback_lr_factor": rollback_lr_factor, "resumed_at": start})
+    ddp.broadcast_parameters(method)
     if progress is None:
         progress = not os.environ.get("CI")
+    device = next(method.parameters()).device
+    loss_fn = method.loss if compile is None else torch.compile(method.loss, mode=None if compile == "default" else compile)
+    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if autocast_bf16 else contextlib.nullcontext
+    names = {id(p): n for n, p in method.named_parameters()}
+    params = {pl: method.player_parameters(pl) for pl in method.players}
+    adversaries = [pl for pl in method.players if pl in method.adversary_players] or list(method.players)
+    last_good = _checkpoint_bytes(method, optimizers, start, sampler) if on_divergence == "rollback" else None
+    rollbacks = since_good = 0
+
     method.train()
     history: list[dict] = []
     sums: dict[str, torch.Tensor] = defaultdict(float)
     counts: dict[str, int] = defaultdict(int)
-    bar = tqdm(range(start, steps), initial=start, total=steps, disable=not progress, desc=desc, leave=False)
+    bar = tqdm(total=steps, initial=start, disable=not progress or not writer, desc=desc, leave=False)
+    it = start
     try:
-        for it in bar:
-            for player, k in method.schedule:
-                set_trainable(method, player)
-                opt = optimizers[player]
-                for _ in range(k):
-                    out = method.loss(player, sampler.next())
-                    if not torch.isfinite(out["loss"]):
-                        terms = {n: float(v.detach()) for n, v in out.items() if v.dim() == 0}
-                        raise FloatingPointError(f"non-finite loss at iteration {it}, player {player!r}: {terms}")
-                    opt.zero_grad(set_to_none=True)
-                    out["loss"].backward()
-                    opt.step()
-                    for name, v in out.items():
-                        if name != "loss":
-                            sums[f"{player}/{name}"] = sums[f"{player}/{name}"] + v.detach()
-                            counts[f"{player}/{name}"] += 1
-            if (it + 1) % log_every == 0 or it + 1 == steps:
-                row = {"step": it + 1, **{n: float(s) / counts[n] for n, s in sums.items()}}
+        while it < steps:
+            try:
+                for player, k in method.schedule:
+                    set_trainable(method, player)
+                    opt, ps = optimizers[player], params[player]
+                    for _ in range(k):
+                        with autocast():
+                            out = loss_fn(player, sampler.next())
+                        opt.zero_grad(set_to_none=True)
+                        out["loss"].backward()
+                        if distributed:  # every rank averages the same list: a missing gradient counts as zeros
+                            for p in ps:
+                                if p.grad is None:
+                                    p.grad = torch.zeros_like(p)
+                            ddp.allreduce_mean_([p.grad for p in ps])
+                        with_grad = [p for p in ps if p.grad is not None]
+                        finite = torch.stack([torch.isfinite(out["loss"].detach()).all()]
+                                             + [torch.isfinite(p.grad).all() for p in with_grad]).all()
+                        if not finite:  # one device sync per player step
+                            raise _divergence(player, it, out, {names[id(p)]: p.grad for p in with_grad})
+                        opt.step()
+                        for name, v in out.items():
+                            if name != "loss":
+                                sums[f"{player}/{name}"] = sums[f"{player}/{name}"] + v.detach()
+                                counts[f"{player}/{name}"] += 1
+            except DivergenceError as err:
+                if on_divergence != "rollback" or rollbacks >= max_rollbacks:
+                    raise
+                rollbacks += 1
+                since_good += 1
+                it = load_checkpoint(last_good, method, optimizers, sampler)
+                for pl in adversaries:  # the learning rates of the last good state, lowered once per rollback to it
+                    for group in optimizers[pl].param_groups:
+                        group["lr"] *= rollback_lr_factor ** since_good
+                lowered = {pl: optimizers[pl].param_groups[0]["lr"] for pl in adversaries}
+                sums.clear(), counts.clear()
+                bar.n = it
+                bar.refresh()
+                event = {"step": it, "event": "rollback", "rollback": rollbacks, "lr": lowered, "error": str(err)}
+                if run_dir is not None and writer:
+                    _truncate_metrics(run_dir / "metrics.jsonl", it)
+                    with open(run_dir / "metrics.jsonl", "a") as fh:
+                        fh.write(json.dumps(event) + "\n")
+                history = [r for r in history if r["step"] <= it]
+                tqdm.write(f"rollback {rollbacks}/{max_rollbacks} to iteration {it}: {err}; "
+                           f"learning rates now {lowered}")
+                continue
+            it += 1
+            bar.update(1)
+            if it % log_every == 0 or it == steps:
+                if distributed:  # the mean over the ranks
+                    keys = sorted(sums)
+                    means = torch.stack([torch.as_tensor(sums[n], device=device).double() / counts[n] for n in keys])
+                    ddp.allreduce_mean_([means])
+                    row = {"step": it, **dict(zip(keys, means.tolist()))}
+                else:
+                    row = {"step": it, **{n: float(s) / counts[n] for n, s in sums.items()}}
                 history.append(row)
                 sums.clear(), counts.clear()
-                if run_dir is not None:
+                if run_dir is not None and writer:
                     with open(run_dir / "metrics.jsonl", "a") as fh:
                         fh.write(json.dumps(row) + "\n")
                 bar.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in list(row.items())[1:4]})
-            if ckpt is not None and ((ckpt_every and (it + 1) % ckpt_every == 0) or it + 1 == steps):
-                save_checkpoint(ckpt, method, optimizers, it + 1, sampler)
+            if (ckpt_every and it % ckpt_every == 0) or it == steps:
+                if ckpt is not None or last_good is not None:
+                    data = _checkpoint_bytes(method, optimizers, it, sampler)
+                    if ckpt is not None and writer:
+                        atomic_write_bytes(ckpt, data)
+                    if last_good is not None:
+                        last_good, since_good = data, 0
     finally:
         set_trainable(method, None)
         bar.close()

@@ -1,11 +1,14 @@
-"""The multi-player loop: gradient hygiene, checkpoints, resume, loud failure."""
+"""The multi-player loop: gradient hygiene, checkpoints, resume, loud failure, divergence guard."""
+import json
+import math
+
 import pytest
 import torch
 
 from lib.avb import AVB
 from lib.models import build_method
 from lib.toys import FourPointSampler
-from lib.train import fit, load_checkpoint, make_optimizers, save_checkpoint
+from lib.train import DivergenceError, fit, load_checkpoint, make_optimizers, save_checkpoint
 
 
 def _avb(**kw):
@@ -89,3 +92,111 @@ def test_non_finite_loss_names_the_step_and_player():
 def test_learning_rates_must_name_the_players():
     with pytest.raises(ValueError, match="missing \\['primal'\\]"):
         fit(_avb(), FourPointSampler(8), steps=1, lr={"adversary": 1e-3}, progress=False)
+
+
+def test_resume_drops_rows_logged_after_the_checkpoint(tmp_path):
+    """A run killed between a log row and the next checkpoint leaves rows (and maybe half a line) that the resumed
+    run logs again; fit must keep each step once."""
+    torch.manual_seed(0)
+    m = _avb()
+    lr = {"adversary": 1e-3, "primal": 1e-3}
+    fit(m, FourPointSampler(16), steps=6, lr=lr, run_dir=tmp_path, ckpt_every=3, log_every=1, progress=False)
+    with open(tmp_path / "metrics.jsonl", "a") as fh:  # as if iterations 7 and 8 ran, then SIGKILL mid-write
+        fh.write(json.dumps({"step": 7, "stale": 0.0}) + "\n" + json.dumps({"step": 8}) + "\n{\"step\": 9, \"adv")
+    fit(_avb(), FourPointSampler(16), steps=10, lr=lr, run_dir=tmp_path, log_every=1, progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == list(range(1, 11))
+    assert set(rows[6]) == set(rows[5]) and "stale" not in rows[6]  # the resumed run's row, not the stale one
+
+
+def _exploding_adversary_lr(monkeypatch, at_step: int, once: bool):
+    """Make the adversary's Adam learning rate jump to 1e25 at its ``at_step``-th step (every time that step
+    count is reached, or only the first time)."""
+    import lib.train
+
+    real, fired = lib.train.make_optimizers, []
+
+    def make(method, lr, betas=(0.5, 0.999)):
+        opts = real(method, lr, betas)
+
+        def hook(opt, args, kwargs):
+            step = max((float(s["step"]) for s in opt.state.values() if "step" in s), default=0)
+            if step + 1 >= at_step and not (once and fired):
+                fired.append(step)
+                for group in opt.param_groups:
+                    group["lr"] = 1e25
+
+        opts["adversary"].register_step_pre_hook(hook)
+        return opts
+
+    monkeypatch.setattr(lib.train, "make_optimizers", make)
+
+
+def test_divergence_stops_at_the_step_naming_player_and_terms_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    _exploding_adversary_lr(monkeypatch, at_step=4, once=False)
+    torch.manual_seed(0)
+    m = _avb()
+    with pytest.raises(DivergenceError) as info:
+        fit(m, FourPointSampler(16), steps=20, lr={"adversary": 1e-3, "primal": 1e-3}, run_dir=tmp_path,
+            ckpt_every=1, progress=False)
+    err = info.value
+    # the adversary's 4th step (iteration 3) takes the exploding learning rate; the primal step right after it is
+    # the first to see non-finite values
+    assert (err.step, err.player) == (3, "primal")
+    assert "iteration 3, player 'primal'" in str(err) and "non-finite loss term(s)" in str(err)
+    assert any(not math.isfinite(v) for v in err.terms.values())
+    fresh = _avb()
+    assert load_checkpoint(tmp_path / "ckpt.pt", fresh) == 3  # the last good state, loadable
+    assert all(torch.isfinite(v).all() for v in fresh.state_dict().values())
+
+
+def test_rollback_retries_with_a_lower_adversary_learning_rate(tmp_path, monkeypatch):
+    _exploding_adversary_lr(monkeypatch, at_step=4, once=True)
+    torch.manual_seed(0)
+    m = _avb()
+    fit(m, FourPointSampler(16), steps=12, lr={"adversary": 1e-3, "primal": 1e-3}, run_dir=tmp_path, ckpt_every=2,
+        log_every=1, progress=False, on_divergence="rollback", rollback_lr_factor=0.5)
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    events = [r for r in rows if r.get("event") == "rollback"]
+    assert len(events) == 1 and events[0]["step"] == 2  # back to the checkpoint before the divergence
+    assert events[0]["lr"] == {"adversary": pytest.approx(5e-4)}  # the checkpoint's 1e-3, halved
+    assert [r["step"] for r in rows if "event" not in r] == list(range(1, 13))
+    assert all(torch.isfinite(v).all() for v in m.state_dict().values())
+    ckpt = torch.load(tmp_path / "ckpt.pt", weights_only=False)
+    assert ckpt["optimizers"]["adversary"]["param_groups"][0]["lr"] == pytest.approx(5e-4)  # kept on resume
+
+
+def test_rollback_gives_up_after_max_rollbacks(monkeypatch):
+    _exploding_adversary_lr(monkeypatch, at_step=4, once=False)
+    torch.manual_seed(0)
+    with pytest.raises(DivergenceError, match="iteration 3"):
+        fit(_avb(), FourPointSampler(16), steps=12, lr={"adversary": 1e-3, "primal": 1e-3}, ckpt_every=2,
+            progress=False, on_divergence="rollback", max_rollbacks=2)
+
+
+def test_non_finite_gradient_with_finite_loss_names_the_parameters():
+    m = _avb()
+    w = m.adversary.net[-1].weight
+    # sqrt at 0: the loss is 0, its gradient 0 * inf = NaN
+    m.loss = lambda player, x: {"loss": (w * 0).sqrt().sum(), "term": (w * 0).sqrt().sum()}
+    with pytest.raises(DivergenceError, match=r"finite loss terms but non-finite gradients in \['adversary\.net\.\d+\.weight'\]"):
+        fit(m, FourPointSampler(8), steps=1, lr={"adversary": 1e-3, "primal": 1e-3}, progress=False)
+    assert torch.isfinite(w).all()  # caught before the optimizer applied it
+
+
+@pytest.mark.parametrize("bad", [dict(on_divergence="retry"), dict(compile="fast"), dict(rollback_lr_factor=2.0),
+                                 dict(steps=-1)])
+def test_bad_fit_options_are_clear_errors(bad):
+    kw = dict(steps=1, lr={"adversary": 1e-3, "primal": 1e-3}, progress=False) | bad
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        fit(_avb(), FourPointSampler(8), **kw)
+
+
+def test_speed_flags_are_recorded_and_bf16_autocast_trains(tmp_path):
+    torch.manual_seed(0)
+    m = _avb()
+    hist = fit(m, FourPointSampler(16), steps=3, lr={"adversary": 1e-3, "primal": 1e-3}, run_dir=tmp_path,
+               log_every=1, progress=False, autocast_bf16=True)
+    cfg = json.loads((tmp_path / "fit_config.json").read_text())
+    assert cfg["autocast_bf16"] is True and cfg["compile"] is None and cfg["world_size"] == 1
+    assert all(math.isfinite(v) for row in hist for v in row.values())
