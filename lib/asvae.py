@@ -25,7 +25,7 @@ import torch.distributions as D
 import torch.nn.functional as F
 
 from .method import Method
-from .nets import standard_normal_prior
+from .nets import check_method_batch, standard_normal_prior
 
 
 def discriminator_loss(f_pos: torch.Tensor, f_neg: torch.Tensor, w_pos: torch.Tensor | None = None,
@@ -37,7 +37,11 @@ def discriminator_loss(f_pos: torch.Tensor, f_neg: torch.Tensor, w_pos: torch.Te
     without them the means are used.
     returns: scalar -[E_P log sigma(f) + E_Q log(1 - sigma(f))] via softplus; its minimiser is
     f* = log P - log Q (Pu et al. 2017, Lemma 1).
+    raises ValueError if a weight tensor's shape differs from its logits' (it would broadcast silently).
     """
+    for f, w, names in ((f_pos, w_pos, "f_pos / w_pos"), (f_neg, w_neg, "f_neg / w_neg")):
+        if w is not None and w.shape != f.shape:
+            raise ValueError(f"{names}: the weights must have the logits' shape {tuple(f.shape)}, got {tuple(w.shape)}")
     lp, ln = F.softplus(-f_pos), F.softplus(f_neg)
     lp = lp.mean() if w_pos is None else (w_pos * lp).sum()
     ln = ln.mean() if w_neg is None else (w_neg * ln).sum()
@@ -102,12 +106,15 @@ class ASVAE(Method):
     def elbo_terms(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """The plain VAE bound of the trained model (the paper's NLL estimator is its negative):
         (B,) ``elbo = rec - kl`` with ``kl = log q_phi(z|x) - log p(z)`` at one z ~ q_phi(z|x), nats."""
+        check_method_batch(self, x, "ASVAE.elbo_terms")
         z, log_q = self.encoder.sample_and_log_prob(x)
         rec = self.decoder.log_prob(x, z)
         kl = log_q - self.prior(x.device).log_prob(z)
         return {"elbo": rec - kl, "rec": rec, "kl": kl}
 
     def loss(self, player: str, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """raises TypeError / ValueError for x that is not a float tensor of shape (B, *x_shape)."""
+        check_method_batch(self, x, "ASVAE.loss")
         if player == "discriminators":
             out, loss = {}, 0.0
             for name, ((xp, zp), (xn, zn)) in self.discriminator_samples(x).items():

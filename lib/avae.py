@@ -70,7 +70,10 @@ def latent_reconstruction_loss(mu_e_xhat: torch.Tensor, z: torch.Tensor, log_sig
 
 def gaussian_kl(mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     """KL(N(mu, diag sigma^2) || N(0, I)) per example, analytic (``torch.distributions``): (B,) nats.
-    mu: (B, Z); sigma: (B, Z) or (Z,) standard deviations."""
+    mu: (B, Z); sigma: (B, Z) or (Z,) standard deviations. raises ValueError for other shapes."""
+    if mu.dim() != 2 or sigma.shape not in (mu.shape, mu.shape[1:]):
+        raise ValueError(f"gaussian_kl needs mu (B, Z) and sigma (B, Z) or (Z,), got {tuple(mu.shape)} and "
+                         f"{tuple(sigma.shape)}")
     q = D.Normal(mu, sigma.expand_as(mu))
     return D.kl_divergence(q, D.Normal(torch.zeros_like(mu), torch.ones_like(mu))).sum(1)
 

@@ -22,7 +22,7 @@ import torch.distributions as D
 import torch.nn.functional as F
 
 from .method import Method
-from .nets import Adversary, BernoulliDecoder, MomentEncoder, standard_normal_prior
+from .nets import Adversary, BernoulliDecoder, MomentEncoder, check_method_batch, standard_normal_prior
 
 
 def adversary_loss(t_posterior: torch.Tensor, t_prior: torch.Tensor) -> torch.Tensor:
@@ -81,13 +81,17 @@ class AVB(Method):
         return t + log_r - self.prior(x.device).log_prob(c["z"])
 
     def elbo_terms(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """(B,) tensors: ``elbo = rec - kl`` with ``kl`` the adversary's estimate (nats)."""
+        """(B,) tensors: ``elbo = rec - kl`` with ``kl`` the adversary's estimate (nats).
+        raises TypeError / ValueError for x that is not a float tensor of shape (B, *x_shape)."""
+        check_method_batch(self, x, "AVB.elbo_terms")
         c = self.codes(x)
         rec = self.decoder.log_prob(x, c["z"])
         kl = self.kl_estimate(x, c)
         return {"elbo": rec - kl, "rec": rec, "kl": kl}
 
     def loss(self, player: str, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """raises TypeError / ValueError for x that is not a float tensor of shape (B, *x_shape)."""
+        check_method_batch(self, x, "AVB.loss")
         if player == "adversary":
             with torch.no_grad():
                 z_adv = self.codes(x)["z_adv"]

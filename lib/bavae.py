@@ -33,7 +33,12 @@ import torch.distributions as D
 import torch.nn.functional as F
 
 from .method import Method
-from .nets import standard_normal_prior
+from .nets import check_method_batch, standard_normal_prior
+
+
+def _check_weights(t: torch.Tensor, w: torch.Tensor | None, t_name: str, w_name: str) -> None:
+    if w is not None and w.shape != t.shape:
+        raise ValueError(f"{w_name} must have the shape of {t_name}, {tuple(t.shape)}, got {tuple(w.shape)}")
 
 
 def kl_fgan_objective(t_p: torch.Tensor, t_q: torch.Tensor, w_p: torch.Tensor | None = None,
@@ -45,7 +50,10 @@ def kl_fgan_objective(t_p: torch.Tensor, t_q: torch.Tensor, w_p: torch.Tensor | 
     exact probabilities of a discrete toy or quadrature weights (each should sum to 1); without them the means
     are used. returns: scalar in nats. Its maximiser over T is T* = 1 + log P/Q, where it equals KL(P || Q);
     any other T gives less. Keep T bounded above (:func:`bounded`) wherever P/Q may be unbounded.
+    raises ValueError if a weight tensor's shape differs from its T's (it would broadcast silently).
     """
+    _check_weights(t_p, w_p, "t_p", "w_p")
+    _check_weights(t_q, w_q, "t_q", "w_q")
     e = torch.exp(t_q - 1)
     ep = t_p.mean() if w_p is None else (w_p * t_p).sum()
     eq = e.mean() if w_q is None else (w_q * e).sum()
@@ -147,6 +155,8 @@ class BAVAE(Method):
         return out
 
     def loss(self, player: str, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """raises TypeError / ValueError for x that is not a float tensor of shape (B, *x_shape)."""
+        check_method_batch(self, x, "BAVAE.loss")
         if player == "discriminators":  # maximise every game value at fixed samples
             with torch.no_grad():
                 s = self.game_samples(x)

@@ -14,7 +14,28 @@ import torch.distributions as D
 
 from .method import Method
 from .flows import PlanarFlowEncoder
-from .nets import GaussianEncoder, MomentEncoder
+from .nets import BernoulliDecoder, GaussianEncoder, MomentEncoder, check_batch
+
+
+def check_eval_data(method: Method, x, where: str) -> None:
+    """The entry check of the evaluation functions: x must be a float tensor (B, *x_shape) of the method's dtype, and,
+    for a Bernoulli likelihood, hold pixels in [0, 1] (its log-likelihood is not a log-probability elsewhere).
+    raises TypeError / ValueError naming the problem and the fix. One device sync (min / max) per call."""
+    x_shape = getattr(method.decoder, "x_shape", None)
+    if x_shape is not None:
+        check_batch(x, x_shape, where, dtype=next(method.parameters()).dtype)
+    if isinstance(method.decoder, BernoulliDecoder) and x.numel():
+        lo, hi = torch.aminmax(x.detach())
+        if not (lo >= 0 and hi <= 1):  # NaN fails both
+            raise ValueError(f"{where}: a Bernoulli likelihood needs pixels in [0, 1] (binarised data), got range "
+                             f"[{float(lo):.4g}, {float(hi):.4g}]; 8-bit images: x.float() / 255, then "
+                             "lib.data.fixed_binarization")
+
+
+def _check_positive(**kw) -> None:
+    for name, v in kw.items():
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {v!r}")
 
 
 @torch.no_grad()
@@ -47,10 +68,12 @@ def iwae_log_px(method: Method, x: torch.Tensor, k: int = 1000, chunk: int = 100
 
     x: (B, *x_shape) in {0, 1}. k: importance samples per x (drawn ``chunk`` at a time).
     returns: (B,) nats, a stochastic lower bound on log p(x) (IWAE-k).
-    raises ValueError if k < 1.
+    raises ValueError if k < 1 or chunk < 1, and the errors of :func:`check_eval_data` for x.
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
+    _check_positive(chunk=chunk, n_fit=n_fit)
+    check_eval_data(method, x, "iwae_log_px")
     flow = isinstance(method.encoder, PlanarFlowEncoder)  # explicit density: the encoder itself is the proposal
     r = None if flow else proposal(method, x, n_fit=n_fit, std_scale=std_scale)
     prior = method.prior(x.device)
@@ -82,7 +105,10 @@ def evaluate_log_px(method: Method, x: torch.Tensor, k: int = 1000, batch_size: 
 
     returns: {"value": mean nats, "sem": standard error over images, "n": N, "k": k,
     "log_px": (N,) per-image values on the CPU, "implementation": description}.
+    raises ValueError for batch_size < 1 or k < 1, and the errors of :func:`check_eval_data` for x.
     """
+    _check_positive(batch_size=batch_size, k=k)
+    check_eval_data(method, x, "evaluate_log_px")
     method.eval()
     vals = torch.cat([iwae_log_px(method, x[i:i + batch_size], k=k, **kw).cpu() for i in range(0, x.shape[0], batch_size)])
     m, s = mean_sem(vals)
@@ -97,7 +123,10 @@ def evaluate_elbo(method: Method, x: torch.Tensor, batch_size: int = 500, repeat
     """Mean ELBO over x (N, *x_shape) with ``method.elbo_terms`` (AVB: the adversary's KL estimate).
 
     returns: {"value", "sem", "n", "rec", "kl", "implementation"} in nats.
+    raises ValueError for batch_size < 1 or repeats < 1, and the errors of :func:`check_eval_data` for x.
     """
+    _check_positive(batch_size=batch_size, repeats=repeats)
+    check_eval_data(method, x, "evaluate_elbo")
     method.eval()
     parts = {"elbo": [], "rec": [], "kl": []}
     for _ in range(repeats):

@@ -35,7 +35,13 @@ class Method(nn.Module):
     def loss(self, player: str, x: torch.Tensor) -> dict[str, torch.Tensor]:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def settings(self) -> dict:
+        """The method's scalar settings (public str / int / float / bool attributes set by its constructor, e.g. the
+        AS-VAE variant, BAVAE's entropy and t_max, AVAE's beta): what tells apart variants of equal shapes."""
+        return {k: v for k, v in vars(self).items()
+                if not k.startswith("_") and k != "training" and isinstance(v, (str, int, float, bool, type(None)))}
+
     def config(self) -> dict:
         """JSON-able description stored in checkpoints, checked again on load."""
         return {"method": type(self).__name__, "players": {k: list(v) for k, v in self.players.items()},
-                "shapes": {k: list(v.shape) for k, v in self.state_dict().items()}}
+                "settings": self.settings(), "shapes": {k: list(v.shape) for k, v in self.state_dict().items()}}

@@ -10,6 +10,7 @@ Shapes: x ``(B, *x_shape)`` with values in [0, 1]; z ``(B, Z)``; eps ``(B, E)``.
 from __future__ import annotations
 
 import math
+import operator
 
 import torch
 import torch.distributions as D
@@ -17,6 +18,53 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 ACTIVATIONS = {"elu": nn.ELU, "relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(0.2), "softplus": nn.Softplus}
+
+
+def as_x_shape(x_shape) -> tuple[int, ...]:
+    """``x_shape`` as a tuple of positive ints. raises TypeError / ValueError naming the expected form."""
+    if isinstance(x_shape, int) or not hasattr(x_shape, "__iter__"):
+        raise TypeError(f"x_shape must be a tuple of ints, e.g. (1, 28, 28) or (4,), got {x_shape!r}")
+    try:
+        shape = tuple(operator.index(d) for d in x_shape)  # ints, numpy ints, torch.Size entries
+    except TypeError:
+        shape = ()
+    if not shape or not all(d > 0 for d in shape) or any(isinstance(d, bool) for d in x_shape):
+        raise ValueError(f"x_shape must be a non-empty tuple of positive ints, e.g. (1, 28, 28), got {x_shape!r}")
+    return shape
+
+
+def _check_size(name: str, value) -> None:
+    try:
+        ok = not isinstance(value, bool) and operator.index(value) >= 1
+    except TypeError:
+        ok = False
+    if not ok:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+def check_batch(x, x_shape, where: str, dtype: torch.dtype | None = None) -> None:
+    """raises TypeError unless ``x`` is a floating-point tensor (of ``dtype``, if given), and ValueError unless its
+    shape is (B, *x_shape); the messages name the fix. Shapes and dtypes only: no device synchronisation."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{where} expects a torch.Tensor of shape (B, {', '.join(map(str, x_shape))}), "
+                        f"got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"{where} expects floating-point pixels in [0, 1], got dtype {x.dtype}: "
+                        "convert with x.float() (8-bit images: x.float() / 255)")
+    if dtype is not None and x.dtype != dtype:
+        raise TypeError(f"{where}: x has dtype {x.dtype} but the model's parameters are {dtype}; "
+                        f"use x.to({dtype}) (or convert the model)")
+    if x.dim() != len(x_shape) + 1 or tuple(x.shape[1:]) != tuple(x_shape):
+        raise ValueError(f"{where} expects x of shape (B, {', '.join(map(str, x_shape))}), got {tuple(x.shape)}; "
+                         f"reshape it, e.g. x.view(-1, {', '.join(map(str, x_shape))})")
+
+
+def check_method_batch(method: nn.Module, x, where: str) -> None:
+    """:func:`check_batch` against ``method.decoder.x_shape`` and the dtype of the method's parameters (skipped for
+    decoders without ``x_shape``): the entry check of the methods' ``loss`` and ``elbo_terms``."""
+    x_shape = getattr(getattr(method, "decoder", None), "x_shape", None)
+    if x_shape is not None:
+        check_batch(x, x_shape, where, dtype=next(method.parameters()).dtype)
 
 
 def mlp(sizes: list[int], act: str = "elu", out_act: bool = False) -> nn.Sequential:
@@ -86,7 +134,8 @@ class Conv32Trunk(nn.Module):
 
 def make_trunk(arch: str, x_shape, hidden=(512, 512), act="elu", noise_dim=0) -> nn.Module:
     """``arch``: ``"mlp"``, ``"conv"`` (28x28 images only) or ``"conv32"`` ((3, 32, 32) images).
-    raises ValueError otherwise."""
+    raises ValueError otherwise (and TypeError / ValueError for an x_shape that is not a tuple of positive ints)."""
+    x_shape = as_x_shape(x_shape)
     if arch == "conv32":
         if tuple(x_shape) != (3, 32, 32) or noise_dim:
             raise ValueError(f"arch='conv32' needs x_shape (3, 32, 32) and no noise input, got {tuple(x_shape)}")
@@ -196,7 +245,8 @@ def decoder_net(in_dim: int, x_shape, arch: str = "mlp", hidden=(512, 512), act:
     ``"conv32"`` (FC -> 256x4x4 -> 4x4 transposed convs -> (3 * out_mult, 32, 32)).
     raises ValueError for an unknown arch or an x_shape it does not fit.
     """
-    x_shape = tuple(x_shape)
+    x_shape = as_x_shape(x_shape)
+    _check_size("the decoder's input size (z_dim + noise_dim)", in_dim)
     if arch == "mlp":
         return mlp([in_dim, *hidden, out_mult * math.prod(x_shape)], act)
     if arch == "conv":
@@ -226,7 +276,8 @@ class BernoulliDecoder(nn.Module):
 
     def __init__(self, z_dim: int, x_shape, arch: str = "mlp", hidden=(512, 512), act: str = "elu"):
         super().__init__()
-        self.x_shape = tuple(x_shape)
+        _check_size("z_dim", z_dim)
+        self.x_shape = as_x_shape(x_shape)
         if arch not in ("mlp", "conv"):
             raise ValueError(f"unknown arch {arch!r}: use 'mlp' or 'conv'")
         self.net = decoder_net(z_dim, x_shape, arch, hidden, act)
@@ -235,7 +286,9 @@ class BernoulliDecoder(nn.Module):
         return self.net(z).view(z.shape[0], *self.x_shape)
 
     def log_prob(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """log p_theta(x|z) in nats, summed over pixels: (B,). x (B, *x_shape) in [0, 1]."""
+        """log p_theta(x|z) in nats, summed over pixels: (B,). x (B, *x_shape) in [0, 1] (a batch of 1 broadcasts).
+        raises TypeError / ValueError for x that is not a float tensor of shape (B, *x_shape)."""
+        check_batch(x, self.x_shape, "BernoulliDecoder.log_prob")
         logits = self(z)
         return -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none").flatten(1).sum(1)
 
@@ -263,7 +316,8 @@ class GaussianDecoder(nn.Module):
         super().__init__()
         if std is not None and not std > 0:
             raise ValueError(f"std must be positive (or None for a learned scale), got {std}")
-        self.x_shape, self.std = tuple(x_shape), std
+        _check_size("z_dim", z_dim)
+        self.x_shape, self.std = as_x_shape(x_shape), std
         self.net = decoder_net(z_dim, x_shape, arch, hidden, act, out_mult=1 if std else 2)
 
     def forward(self, z: torch.Tensor):
@@ -279,7 +333,9 @@ class GaussianDecoder(nn.Module):
 
     def log_prob(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """log p_theta(x|z), the Gaussian density (on R^D) at x (B, *x_shape) in [0, 1], summed over
-        dimensions: (B,) nats. Test likelihoods of 8-bit data use :func:`lib.evaluate.discretized_log_prob` instead."""
+        dimensions: (B,) nats. Test likelihoods of 8-bit data use :func:`lib.evaluate.discretized_log_prob` instead.
+        raises TypeError / ValueError for x that is not a float tensor of shape (B, *x_shape)."""
+        check_batch(x, self.x_shape, "GaussianDecoder.log_prob")
         return self.distribution(z).log_prob(x).flatten(1).sum(1)
 
     def rsample(self, z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -298,7 +354,8 @@ class ImplicitDecoder(nn.Module):
         super().__init__()
         if noise_dim < 1:
             raise ValueError(f"an implicit decoder needs noise_dim >= 1, got {noise_dim}")
-        self.x_shape, self.z_dim, self.noise_dim = tuple(x_shape), z_dim, noise_dim
+        _check_size("z_dim", z_dim)
+        self.x_shape, self.z_dim, self.noise_dim = as_x_shape(x_shape), z_dim, noise_dim
         self.net = decoder_net(z_dim + noise_dim, x_shape, arch, hidden, act)
 
     def forward(self, z: torch.Tensor, xi: torch.Tensor) -> torch.Tensor:

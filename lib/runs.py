@@ -35,7 +35,8 @@ def resolve_profile(profile: str) -> str:
 
 
 def resolve_device(device: str = "auto") -> torch.device:
-    """``"auto"`` -> ``cuda`` when available, else ``cpu``. raises RuntimeError if CUDA is asked for but absent.
+    """``"auto"`` -> ``cuda`` when available, else ``cpu``. raises RuntimeError if CUDA (or a CUDA index, or MPS) is
+    asked for but absent here, ValueError for a string that names no device.
 
     On the CPU, the environment variable ``AVAE_NUM_THREADS`` (if set) fixes torch's thread count:
     on small VMs shared with other processes, one thread can be several times faster than two.
@@ -44,9 +45,17 @@ def resolve_device(device: str = "auto") -> torch.device:
         torch.set_num_threads(int(os.environ["AVAE_NUM_THREADS"]))
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"unknown device {device!r}: use 'auto', 'cpu', 'cuda', 'cuda:<index>' or 'mps'") from err
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"device {device!r} was requested but CUDA is not available here; use DEVICE='cpu' or 'auto'")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise RuntimeError(f"device {device!r} was requested but this machine has {torch.cuda.device_count()} CUDA "
+                           "device(s); use DEVICE='cuda' or 'auto'")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise RuntimeError(f"device {device!r} was requested but MPS is not available here; use DEVICE='cpu' or 'auto'")
     return dev
 
 
@@ -142,6 +151,26 @@ def start_run(experiment: str, *, profile: str, seed: int, device: torch.device,
     write_json(path / "config.json", {"experiment": experiment, "profile": profile, "seed": seed, **config})
     write_json(path / "env.json", env_info(device))
     return path
+
+
+class ExperimentSkipped(Exception):
+    """Raised by :func:`skip_run`: the experiment cannot run here (e.g. its data are absent); not a failure.
+
+    In JupyterLab it prints as one line and stops "Run all"; ``paper_reproductions.run`` counts it as a clean skip.
+    """
+
+    def _render_traceback_(self):  # IPython: show the one-line reason, not a traceback
+        return [f"{type(self).__name__}: {self}"]
+
+
+def skip_run(run_dir: Path, experiment: str, *, profile: str, seed: int, device, reason: str) -> None:
+    """Record a skip (``final_metrics.json`` with ``skipped``, listed in RESULTS.md), print it, and stop the notebook.
+
+    raises ExperimentSkipped(reason), always.
+    """
+    finish_run(run_dir, experiment, profile=profile, seed=seed, device=device, metrics={}, skipped=reason)
+    print(f"SKIPPED: {reason}")
+    raise ExperimentSkipped(reason)
 
 
 def finish_run(run_dir: Path, experiment: str, *, profile: str, seed: int, device, metrics: dict,

@@ -110,6 +110,11 @@ def load_checkpoint(path: str | os.PathLike | bytes, method: Method, optimizers:
     if mine["shapes"] != theirs["shapes"]:
         diff = sorted(k for k in set(mine["shapes"]) | set(theirs["shapes"]) if mine["shapes"].get(k) != theirs["shapes"].get(k))
         raise ValueError(f"{where} has another architecture; differing parameters: {diff[:5]}")
+    mine_s, theirs_s = mine["settings"], theirs.get("settings", {})  # checkpoints from before settings were stored
+    differ = {k: (theirs_s[k], mine_s[k]) for k in sorted(set(mine_s) & set(theirs_s)) if mine_s[k] != theirs_s[k]}
+    if differ:
+        raise ValueError(f"{where} is for another {mine['method']} variant; differing settings (checkpoint, this "
+                         f"model): " + ", ".join(f"{k} {a!r} vs {b!r}" for k, (a, b) in differ.items()))
     method.load_state_dict(ckpt["model"])
     if optimizers is not None:
         for k, o in optimizers.items():
@@ -212,12 +217,14 @@ def fit(method: Method, sampler, *, steps: int, lr: dict[str, float], betas=(0.5
     sums: dict[str, torch.Tensor] = defaultdict(float)
     counts: dict[str, int] = defaultdict(int)
     bar = tqdm(total=steps, initial=start, disable=not progress or not writer, desc=desc, leave=False)
-    it = start
+    it, trainable = start, None
     try:
         while it < steps:
             try:
                 for player, k in method.schedule:
-                    set_trainable(method, player)
+                    if player != trainable:  # one-player methods set it once
+                        set_trainable(method, player)
+                        trainable = player
                     opt, ps = optimizers[player], params[player]
                     for _ in range(k):
                         with autocast():
@@ -229,11 +236,13 @@ def fit(method: Method, sampler, *, steps: int, lr: dict[str, float], betas=(0.5
                                 if p.grad is None:
                                     p.grad = torch.zeros_like(p)
                             ddp.allreduce_mean_([p.grad for p in ps])
-                        with_grad = [p for p in ps if p.grad is not None]
-                        finite = torch.stack([torch.isfinite(out["loss"].detach()).all()]
-                                             + [torch.isfinite(p.grad).all() for p in with_grad]).all()
+                        grads = [p.grad for p in ps if p.grad is not None]
+                        # the sum of every gradient entry: NaN and inf propagate, and one reduction per tensor is the
+                        # cheapest check (a finite sum above 3e38 would also stop the run: a divergence in all but name)
+                        finite = torch.isfinite(out["loss"].detach() + torch.stack([g.sum() for g in grads]).sum()) \
+                            if grads else torch.isfinite(out["loss"].detach())
                         if not finite:  # one device sync per player step
-                            raise _divergence(player, it, out, {names[id(p)]: p.grad for p in with_grad})
+                            raise _divergence(player, it, out, {names[id(p)]: p.grad for p in ps if p.grad is not None})
                         opt.step()
                         for name, v in out.items():
                             if name != "loss":

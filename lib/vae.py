@@ -8,7 +8,7 @@ import torch
 import torch.distributions as D
 
 from .method import Method
-from .nets import BernoulliDecoder, GaussianEncoder, standard_normal_prior
+from .nets import BernoulliDecoder, GaussianEncoder, check_method_batch, standard_normal_prior
 
 
 class VAE(Method):
@@ -25,7 +25,9 @@ class VAE(Method):
 
     def elbo_terms(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """x: (B, *x_shape) in [0, 1]. returns (B,) tensors ``elbo = rec - kl``, ``rec``, ``kl`` (nats);
-        one reparameterised sample for ``rec``, the analytic KL (``torch.distributions``)."""
+        one reparameterised sample for ``rec``, the analytic KL (``torch.distributions``).
+        raises TypeError / ValueError for x that is not a float tensor of shape (B, *x_shape)."""
+        check_method_batch(self, x, "VAE.elbo_terms")
         q = self.encoder(x)
         z = q.rsample()
         rec = self.decoder.log_prob(x, z)

@@ -8,7 +8,8 @@ For each parameter file ``params/<experiment>.<profile>.yaml`` of the chosen pro
 of its seeds, the notebook ``notebooks/<notebook>.py`` is read with jupytext, executed by papermill
 with the file's parameters plus ``PROFILE``, ``SEED`` and ``RUN_DIR``, and stored executed as
 ``runs/<experiment>/<stamp>_s<seed>/<notebook>.ipynb`` next to the run's ``final_metrics.json``.
-Every notebook runs even when one fails; the runner then exits 1 naming each failed notebook and cell.
+Every notebook runs even when one fails; the runner then exits 1 naming each failed notebook and cell. A notebook
+that stops with ``lib.runs.ExperimentSkipped`` (its data are absent here) is a clean skip, listed in RESULTS.md.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ PARAMS_DIR = REPRO_DIR / "params"
 PAPER_VALUES = REPRO_DIR / "paper_values.yaml"
 RESULTS = REPRO_DIR / "RESULTS.md"
 RESERVED = {"PROFILE", "SEED", "RUN_DIR"}
+SPEC_KEYS = ("notebook", "profile", "seeds", "parameters")  #: the keys a parameter file may have
 
 
 class ParamFileError(ValueError):
@@ -38,11 +40,27 @@ class ParamFileError(ValueError):
 def load_param_files(profile: str, only: list[str] | None = None) -> list[dict]:
     """Parameter files of ``profile``, sorted by notebook; each {experiment, notebook, seeds, parameters, path}.
 
-    raises ParamFileError for a missing notebook, a wrong profile, or an unknown experiment in ``only``.
+    raises ParamFileError for a file that is not YAML, not a mapping, has a key other than :data:`SPEC_KEYS` (e.g. a
+    misspelt ``parameters``, which would otherwise be ignored), seeds that are not integers, parameters that are not
+    a mapping, a missing notebook, a wrong profile, or an unknown experiment in ``only``.
     """
     specs = []
     for path in sorted(PARAMS_DIR.glob(f"*.{profile}.yaml")):
-        spec = yaml.safe_load(path.read_text()) or {}
+        try:
+            spec = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ParamFileError(f"{path}: not valid YAML ({err})") from err
+        if not isinstance(spec, dict):
+            raise ParamFileError(f"{path}: must be a mapping with keys {SPEC_KEYS}, got a {type(spec).__name__}")
+        unknown_keys = set(spec) - set(SPEC_KEYS)
+        if unknown_keys:
+            raise ParamFileError(f"{path}: unknown key(s) {sorted(map(str, unknown_keys))}; a parameter file has only "
+                                 f"{SPEC_KEYS} (notebook parameters go under 'parameters:')")
+        seeds = spec.get("seeds", [0])
+        if not isinstance(seeds, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+            raise ParamFileError(f"{path}: seeds must be a list of integers, e.g. [0, 1, 2], got {seeds!r}")
+        if not isinstance(spec.get("parameters") or {}, dict):
+            raise ParamFileError(f"{path}: parameters must be a mapping NAME: value, got {spec['parameters']!r}")
         experiment = path.name[: -len(f".{profile}.yaml")]
         spec.setdefault("notebook", experiment)
         if spec.get("profile", profile) != profile:
@@ -79,6 +97,10 @@ def run_notebook(spec: dict, profile: str, seed: int, stamp: str) -> dict:
 
     nb = jupytext.read(NOTEBOOKS_DIR / f"{spec['notebook']}.py")
     allowed = notebook_parameters(nb)
+    reserved = set(spec["parameters"]) & RESERVED
+    if reserved:
+        raise ParamFileError(f"{spec['path']}: parameter(s) {sorted(reserved)} are set by the runner (--profile, "
+                             "--seeds / the file's seeds, and the run folder); remove them from 'parameters'")
     unknown = set(spec["parameters"]) - (allowed - RESERVED)
     if unknown:
         raise ParamFileError(f"{spec['path']}: unknown parameter(s) {sorted(unknown)} for notebook "
@@ -92,7 +114,10 @@ def run_notebook(spec: dict, profile: str, seed: int, stamp: str) -> dict:
         papermill.execute_notebook(nb, str(run_dir / f"{spec['notebook']}.ipynb"), parameters=params,
                                    kernel_name="python3", cwd=str(NOTEBOOKS_DIR), progress_bar=False)
     except PapermillExecutionError as err:
-        out.update(ok=False, error=f"cell {err.exec_count}: {err.ename}: {err.evalue}"[:500])
+        if err.ename == "ExperimentSkipped":  # lib.runs.skip_run: data absent here, recorded in final_metrics.json
+            out["skipped"] = err.evalue
+        else:
+            out.update(ok=False, error=f"cell {err.exec_count}: {err.ename}: {err.evalue}"[:500])
     except Exception as err:  # kernel died, bad notebook, ...
         out.update(ok=False, error=f"{type(err).__name__}: {err}"[:500])
     out["seconds"] = round(time.time() - t0, 1)
@@ -229,7 +254,8 @@ def main(argv=None) -> int:
                 except ParamFileError as err:
                     print(f"error: {err}", file=sys.stderr)
                     return 2
-                status = "ok" if res["ok"] else f"FAILED at {res['error']}"
+                status = (f"FAILED at {res['error']}" if not res["ok"]
+                          else f"skipped: {res['skipped']}" if res.get("skipped") else "ok")
                 print(f"  {spec['experiment']} seed {seed}: {status} ({res['seconds']} s) -> {res['run_dir']}", flush=True)
                 if not res["ok"]:
                     failures.append(res)

@@ -62,3 +62,61 @@ def test_rows_without_runs_on_disk_are_carried_over(tmp_path, monkeypatch):
         "avb_log_px": {"value": -1.5, "implementation": "exact quadrature"}}}))
     text = run.build_results(previous=f"# old\n\n{old_row}\n")
     assert old_row not in text and "| -1.500 |" in text
+
+
+NOTEBOOK_HEAD = '''# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% tags=["parameters"]
+PROFILE = "quick"
+SEED = 0
+RUN_DIR = ""
+
+# %%
+from pathlib import Path
+
+from lib.runs import finish_run, skip_run
+'''
+BODIES = {
+    "80_ok": 'finish_run(Path(RUN_DIR), "80_ok", profile=PROFILE, seed=SEED, device="cpu", metrics={"x": {"value": 1.5}})\n',
+    "81_broken": 'x = 1\n\n# %%\nraise ValueError("deliberately broken cell")\n',
+    "82_absent_data": 'skip_run(Path(RUN_DIR), "82_absent_data", profile=PROFILE, seed=SEED, device="cpu", reason="no data here")\n'
+                      '\n# %%\nraise AssertionError("a skipped notebook must stop before this cell")\n',
+}
+
+
+def test_batch_run_runs_every_notebook_names_failures_and_keeps_the_rest(tmp_path, monkeypatch, capsys):
+    """make reproduce's runner on three real notebooks (papermill): one passes, one fails in its second code cell,
+    one stops with ExperimentSkipped. Every notebook runs, the exit status is 1, the summary names the failed
+    notebook and cell, the passing notebook's numbers reach RESULTS.md and the skip is listed there."""
+    nb_dir, params = tmp_path / "notebooks", tmp_path / "params"
+    nb_dir.mkdir(), params.mkdir()
+    for name, body in BODIES.items():
+        (nb_dir / f"{name}.py").write_text(NOTEBOOK_HEAD + body)
+        (params / f"{name}.quick.yaml").write_text(f"notebook: {name}\nprofile: quick\nseeds: [0]\n")
+    values = tmp_path / "paper_values.yaml"
+    values.write_text('- experiment: 80_ok\n  claim: "x of the passing notebook"\n  metric: x\n  paper: 1.0\n'
+                      '- experiment: 82_absent_data\n  claim: "x of the skipped one"\n  metric: x\n')
+    monkeypatch.setattr(run, "NOTEBOOKS_DIR", nb_dir)
+    monkeypatch.setattr(run, "PARAMS_DIR", params)
+    monkeypatch.setattr(run, "PAPER_VALUES", values)
+    monkeypatch.setattr(run, "RESULTS", tmp_path / "RESULTS.md")
+    monkeypatch.setenv("AVAE_RUNS_DIR", str(tmp_path / "runs"))
+    assert run.main(["--profile", "quick"]) == 1
+    out, err = capsys.readouterr()
+    # the cell is named by its execution count in the executed notebook: parameters 1, papermill's injected
+    # parameters 2, then the notebook's own code cells (3, 4)
+    assert "1 notebook run(s) failed" in err and "81_broken (seed 0): cell 4: ValueError: deliberately broken cell" in err
+    assert "82_absent_data seed 0: skipped: no data here" in out and "80_ok seed 0: ok" in out
+    results = (tmp_path / "RESULTS.md").read_text()
+    assert "| x of the passing notebook | 1.0 | 1.50 | 0.50 |" in results
+    assert "- `82_absent_data` (quick, CPU" in results and "skipped — no data here" in results
