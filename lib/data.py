@@ -48,46 +48,52 @@ class DataError(RuntimeError):
     """A data file is missing, truncated, or does not match its published checksum."""
 
 
-def _read_idx_bytes(raw_dir: Path, name: str) -> bytes:
-    """Return the uncompressed bytes of IDX file ``name`` (``.gz`` or plain), MD5-verified."""
+def _read_idx_bytes(raw_dir: Path, name: str, md5: str | None = None, fix: str = _FIX, what: str = "MNIST") -> bytes:
+    """Return the uncompressed bytes of IDX file ``name`` (``.gz`` or plain), MD5-verified when ``md5`` is given."""
     gz, plain = raw_dir / f"{name}.gz", raw_dir / name
     if gz.exists():
         try:
             with gzip.open(gz, "rb") as fh:
                 content = fh.read()
         except (OSError, EOFError) as err:  # truncated or not gzip at all
-            raise DataError(f"MNIST file {gz} is not a readable gzip file ({err}). {_FIX}") from err
+            raise DataError(f"{what} file {gz} is not a readable gzip file ({err}). {fix}") from err
         path = gz
     elif plain.exists():
         content, path = plain.read_bytes(), plain
     else:
-        raise DataError(f"MNIST file {gz} is missing (nor is {plain} there). {_FIX}")
-    md5 = hashlib.md5(content).hexdigest()
-    if md5 != MNIST_MD5[name]:
-        raise DataError(
-            f"MNIST file {path} is corrupt: MD5 of its content is {md5}, "
-            f"expected {MNIST_MD5[name]}. {_FIX}"
-        )
+        raise DataError(f"{what} file {gz} is missing (nor is {plain} there). {fix}")
+    digest = hashlib.md5(content).hexdigest()
+    if md5 is not None and digest != md5:
+        raise DataError(f"{what} file {path} is corrupt: MD5 of its content is {digest}, expected {md5}. {fix}")
     return content
 
 
-def _parse_images(content: bytes, path: str) -> np.ndarray:
+def _parse_images(content: bytes, path: str, fix: str = _FIX) -> np.ndarray:
+    if len(content) < 16:
+        raise DataError(f"{path}: {len(content)} bytes, too short for an IDX image header. {fix}")
     magic, n, rows, cols = struct.unpack(">IIII", content[:16])
     if magic != 2051:
-        raise DataError(f"{path}: wrong IDX magic {magic} for images (expected 2051). {_FIX}")
+        raise DataError(f"{path}: wrong IDX magic {magic} for images (expected 2051). {fix}")
+    if len(content) != 16 + n * rows * cols:
+        raise DataError(f"{path}: {len(content) - 16} bytes of pixels, the header announces {n} x {rows} x {cols}. {fix}")
     return np.frombuffer(content, dtype=np.uint8, offset=16).reshape(n, rows, cols)
 
 
-def _parse_labels(content: bytes, path: str) -> np.ndarray:
+def _parse_labels(content: bytes, path: str, fix: str = _FIX) -> np.ndarray:
+    if len(content) < 8:
+        raise DataError(f"{path}: {len(content)} bytes, too short for an IDX label header. {fix}")
     magic, n = struct.unpack(">II", content[:8])
     if magic != 2049:
-        raise DataError(f"{path}: wrong IDX magic {magic} for labels (expected 2049). {_FIX}")
+        raise DataError(f"{path}: wrong IDX magic {magic} for labels (expected 2049). {fix}")
+    if len(content) != 8 + n:
+        raise DataError(f"{path}: {len(content) - 8} labels, the header announces {n}. {fix}")
     return np.frombuffer(content, dtype=np.uint8, offset=8).reshape(n)
 
 
 @dataclass
 class Split:
-    """One split of MNIST. ``images``: (N, 1, 28, 28) float32 grey levels in [0, 1]; ``labels``: (N,) int64."""
+    """One split of a dataset. ``images``: (N, C, H, W) float32 grey levels in [0, 1] (MNIST: (N, 1, 28, 28));
+    ``labels``: (N,) int64 classes (CelebA: (N, 40) attributes; CIFAR-10 through :func:`load_image_dataset`: -1)."""
 
     images: torch.Tensor
     labels: torch.Tensor
@@ -107,22 +113,55 @@ def load_mnist(root: str | Path | None = None) -> dict[str, Split]:
     raises DataError naming the file and the fix when a file is missing, not gzip, has a
     wrong IDX magic number or a wrong MD5.
     """
-    raw = Path(root if root is not None else DATA_DIR) / "MNIST" / "raw"
+    return _load_idx_dataset(Path(root if root is not None else DATA_DIR) / "MNIST" / "raw", MNIST_MD5, _FIX, "MNIST")
+
+
+def _load_idx_dataset(raw: Path, md5: dict[str, str] | None, fix: str, what: str) -> dict[str, Split]:
+    """The four IDX files of an MNIST-format dataset in ``raw``, split 50k / 10k / 10k, grey levels in [0, 1]."""
     out = {}
     for prefix in ("train", "t10k"):
         img_name, lab_name = f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"
-        images = _parse_images(_read_idx_bytes(raw, img_name), str(raw / img_name))
-        labels = _parse_labels(_read_idx_bytes(raw, lab_name), str(raw / lab_name))
+        images = _parse_images(_read_idx_bytes(raw, img_name, md5 and md5[img_name], fix, what), str(raw / img_name), fix)
+        labels = _parse_labels(_read_idx_bytes(raw, lab_name, md5 and md5[lab_name], fix, what), str(raw / lab_name), fix)
+        if len(images) != len(labels):
+            raise DataError(f"{what} files in {raw}: {len(images)} {prefix} images but {len(labels)} labels. {fix}")
         out[prefix] = (
             torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1),
             torch.from_numpy(labels.astype(np.int64)),
         )
     (xtr, ytr), (xte, yte) = out["train"], out["t10k"]
+    if len(xtr) < N_TRAIN + N_VAL:
+        raise DataError(f"{what} files in {raw}: {len(xtr)} training images, the 50k/10k split needs 60,000. {fix}")
     return {
         "train": Split(xtr[:N_TRAIN], ytr[:N_TRAIN]),
         "val": Split(xtr[N_TRAIN : N_TRAIN + N_VAL], ytr[N_TRAIN : N_TRAIN + N_VAL]),
         "test": Split(xte, yte),
     }
+
+
+#: Where :func:`load_fashion_mnist` looks, in order (``root`` first when given).
+FASHION_MNIST_DIRS = (DATA_DIR / "FashionMNIST" / "raw", Path("/usr/share/datasets/fashion-mnist"))
+FASHION_MNIST_HINT = (
+    "Fashion-MNIST (Xiao, Rasul & Vollgraf 2017) is never downloaded automatically. With a network, run "
+    "`python -c \"import torchvision; torchvision.datasets.FashionMNIST('data', download=True)\"` from the repository "
+    "root (30 MB into data/FashionMNIST/raw/); on Debian-based systems `apt install dataset-fashion-mnist` puts the same "
+    "IDX files in /usr/share/datasets/fashion-mnist/.")
+
+
+def load_fashion_mnist(root: str | Path | None = None) -> dict[str, Split]:
+    """Fashion-MNIST, offline, in MNIST's format and split (50k / 10k / 10k; 28 x 28 grey levels in [0, 1]).
+
+    root: a folder holding the four IDX files (``train-images-idx3-ubyte[.gz]``, ...); default: the first of
+    :data:`FASHION_MNIST_DIRS` that has them. The files are checked for their IDX magic numbers and exact sizes
+    (the published MD5 sums are of the upstream ``.gz`` archives, which repackaging changes, so they are not used).
+    returns: ``{"train", "val", "test"}`` -> :class:`Split`.
+    raises DataError saying where it looked and how to get the files when they are absent, truncated or malformed.
+    """
+    dirs = [Path(root)] if root is not None else list(FASHION_MNIST_DIRS)
+    for d in dirs:
+        if any(d.glob("train-images-idx3-ubyte*")):
+            return _load_idx_dataset(d, None, FASHION_MNIST_HINT, "Fashion-MNIST")
+    raise DataError(f"Fashion-MNIST not found in {', '.join(map(str, dirs))}. {FASHION_MNIST_HINT}")
 
 
 CIFAR10_HINT = ("It is never downloaded automatically: with a network, run "
@@ -145,6 +184,63 @@ def load_cifar10(root: str | Path | None = None) -> dict[str, torch.Tensor]:
     except RuntimeError as e:  # torchvision: "Dataset not found or corrupted"
         raise DataError(f"CIFAR-10 not found or corrupt under {root}/cifar-10-batches-py. {CIFAR10_HINT}") from e
     return {k: torch.from_numpy(d.data).permute(0, 3, 1, 2).contiguous() for k, d in sets.items()}
+
+
+CELEBA_HINT = ("It is never downloaded automatically: with a network, run `python -c \"import torchvision; "
+               "torchvision.datasets.CelebA('data', split='all', download=True)\"` from the repository root (1.4 GB into "
+               "data/celeba/; Google Drive quotas often refuse it, then fetch img_align_celeba.zip and the list_*.txt "
+               "files from the CelebA site by hand).")
+
+
+def load_celeba64(root: str | Path | None = None, max_images: int | None = None) -> dict[str, Split]:
+    """CelebA aligned faces at 64 x 64 through ``torchvision.datasets.CelebA`` (never downloads).
+
+    Each image is centre-cropped to 140 x 140 and resized to 64 x 64 (the usual DCGAN-style preprocessing; the AVAE
+    notes do not give theirs). Splits: CelebA's official train (162,770) and test (19,962) partitions.
+    root: folder holding ``celeba/`` (default: the repository's ``data/``); max_images: per split, for quick runs.
+    returns: ``{"train", "test"}`` -> :class:`Split` with (N, 3, 64, 64) float32 in [0, 1] and (N, 40) attributes.
+    raises DataError with the one-line fix when the files are absent or corrupt.
+    """
+    from torchvision import transforms
+    from torchvision.datasets import CelebA
+
+    root = Path(root if root is not None else DATA_DIR)
+    tf = transforms.Compose([transforms.CenterCrop(140), transforms.Resize(64), transforms.PILToTensor()])
+    out = {}
+    for split in ("train", "test"):
+        try:
+            ds = CelebA(str(root), split=split, target_type="attr", transform=tf, download=False)
+        except (RuntimeError, OSError) as e:  # torchvision: "Dataset not found or corrupted"
+            raise DataError(f"CelebA not found or corrupt under {root}/celeba. {CELEBA_HINT}") from e
+        n = len(ds) if max_images is None else min(max_images, len(ds))
+        images = torch.empty(n, 3, 64, 64, dtype=torch.uint8)
+        attrs = torch.empty(n, 40, dtype=torch.int64)
+        for i in range(n):
+            images[i], attrs[i] = ds[i]
+        out[split] = Split(images.float() / 255, attrs)
+    return out
+
+
+#: Image datasets of the AVAE comparison (notebook 41): name -> image shape (C, H, W).
+IMAGE_DATASETS = {"mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28), "cifar10": (3, 32, 32), "celeba64": (3, 64, 64)}
+
+
+def load_image_dataset(name: str, root: str | Path | None = None, max_images: int | None = None) -> dict[str, Split]:
+    """One of :data:`IMAGE_DATASETS` as ``{"train", "test"}`` (and ``"val"`` where defined) -> :class:`Split`, images
+    (N, C, H, W) float32 grey levels in [0, 1]. MNIST and Fashion-MNIST: 50k/10k/10k; CIFAR-10: 50k train / 10k
+    test; CelebA 64: official partitions. max_images: CelebA only (decoding 200k JPEGs takes minutes).
+    raises ValueError for an unknown name; DataError (with how to get the files) when a dataset is absent.
+    """
+    if name not in IMAGE_DATASETS:
+        raise ValueError(f"unknown dataset {name!r}: use one of {sorted(IMAGE_DATASETS)}")
+    if name == "mnist":
+        return load_mnist(root)
+    if name == "fashion_mnist":
+        return load_fashion_mnist(root)
+    if name == "celeba64":
+        return load_celeba64(root, max_images)
+    cifar = load_cifar10(root)
+    return {k: Split(v.float() / 255, torch.full((len(v),), -1, dtype=torch.int64)) for k, v in cifar.items()}
 
 
 def binarize(grey: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

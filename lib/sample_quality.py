@@ -34,7 +34,7 @@ from torchmetrics.image.inception import InceptionScore
 from torchmetrics.image.kid import KernelInceptionDistance
 from tqdm.auto import tqdm
 
-from .data import fixed_binarization, load_mnist
+from .data import fixed_binarization, load_image_dataset
 from .evaluate import mean_sem
 from .paths import runs_dir
 from .runs import atomic_write_bytes
@@ -291,16 +291,21 @@ def _outputs(net: MNISTClassifier, x: torch.Tensor, batch_size: int = 1000) -> t
     return torch.cat([f.cpu() for f in feats]), torch.cat([net.head(f).cpu() for f in feats])
 
 
-def _train_mnist_classifier(seed: int, hp: dict, progress: bool | None) -> dict:
+#: Datasets the domain CNN can be trained on (28 x 28 grey-level images with 10 classes).
+DOMAIN_DATASETS = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST"}
+
+
+def _train_mnist_classifier(seed: int, hp: dict, progress: bool | None, dataset: str = "mnist") -> dict:
     """Train on the CPU (every machine gets the same network) from a forked RNG seeded with ``seed``."""
-    data = load_mnist()
+    data = load_image_dataset(dataset)
     x, y = data["train"].images, data["train"].labels
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = MNISTClassifier(hp["widths"], hp["hidden"])
         opt = torch.optim.Adam(net.parameters(), lr=hp["lr"])
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=hp["lr"], total_steps=hp["steps"])
-        for _ in tqdm(range(hp["steps"]), desc=f"MNIST CNN seed {seed}", leave=False, disable=not _progress(progress)):
+        for _ in tqdm(range(hp["steps"]), desc=f"{DOMAIN_DATASETS[dataset]} CNN seed {seed}", leave=False,
+                      disable=not _progress(progress)):
             idx = torch.randint(0, len(x), (hp["batch_size"],))
             xb = x[idx]  # dynamic binarisation of a random part of each batch: fit for binary samples and for means
             xb = torch.where(torch.rand(len(xb), 1, 1, 1) < hp["binarized_fraction"], torch.bernoulli(xb), xb)
@@ -318,30 +323,34 @@ def _train_mnist_classifier(seed: int, hp: dict, progress: bool | None) -> dict:
 
 
 def mnist_classifier(seed: int = 0, device: str | torch.device = "cpu", cache_dir: str | os.PathLike | None = None,
-                     progress: bool | None = None) -> MNISTClassifier:
+                     progress: bool | None = None, dataset: str = "mnist") -> MNISTClassifier:
     """The MNIST CNN for ``seed``: from the cache, or trained on MNIST's 50k training images (:data:`MNIST_CNN`:
     1000 Adam steps, ~20 s on one CPU thread, ~98.5% test accuracy) and cached.
 
-    cache: ``cache_dir or runs/_cache``, file ``mnist_cnn_s<seed>_<hash of MNIST_CNN>.pt``: a state dict and the
-    test accuracies (no pickled modules), written atomically. returns the network in eval mode, with ``seed``,
-    ``test_accuracy`` (grey test images) and ``test_accuracy_binarized`` (one fixed binarisation of them).
+    dataset: ``"mnist"`` or ``"fashion_mnist"`` (the same CNN and training on Fashion-MNIST's classes, for its
+    domain scores). cache: ``cache_dir or runs/_cache``, file ``<dataset>_cnn_s<seed>_<hash of MNIST_CNN>.pt`` (MNIST:
+    ``mnist_cnn_...``): a state dict and the test accuracies (no pickled modules), written atomically. returns the
+    network in eval mode, with ``seed``, ``dataset``, ``test_accuracy`` (grey test images) and
+    ``test_accuracy_binarized`` (one fixed binarisation of them). raises ValueError for another dataset.
     """
+    if dataset not in DOMAIN_DATASETS:
+        raise ValueError(f"the domain CNN is defined for {sorted(DOMAIN_DATASETS)}, not {dataset!r}")
     key = hashlib.sha1(json.dumps(MNIST_CNN, sort_keys=True).encode()).hexdigest()[:10]
-    path = Path(cache_dir if cache_dir is not None else runs_dir() / "_cache") / f"mnist_cnn_s{seed}_{key}.pt"
+    path = Path(cache_dir if cache_dir is not None else runs_dir() / "_cache") / f"{dataset}_cnn_s{seed}_{key}.pt"
     if path.is_file():
         try:
             blob = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:  # noqa: BLE001 -- whatever is wrong with the cache, the fix is the same
             raise RuntimeError(f"MNIST classifier cache {path} is unreadable ({err}); delete it to retrain") from err
     else:
-        blob = _train_mnist_classifier(seed, MNIST_CNN, progress)
+        blob = _train_mnist_classifier(seed, MNIST_CNN, progress, dataset)
         buf = io.BytesIO()
         torch.save(blob, buf)
         atomic_write_bytes(path, buf.getvalue())
     with torch.random.fork_rng(devices=[]):  # the initialisation, overwritten next, must not move the global RNG
         net = MNISTClassifier(MNIST_CNN["widths"], MNIST_CNN["hidden"])
     net.load_state_dict(blob["state_dict"])
-    net.seed = seed
+    net.seed, net.dataset = seed, dataset
     net.test_accuracy, net.test_accuracy_binarized = blob["test_accuracy"], blob["test_accuracy_binarized"]
     return net.to(device).eval()
 
@@ -351,21 +360,23 @@ def mnist_scores(real: torch.Tensor, fake: torch.Tensor, *, classifier: MNISTCla
     """MNIST-specific scores of ``fake`` in the MNIST CNN's space (never report them as FID / IS).
 
     real, fake: (M, 1, 28, 28), (N, 1, 28, 28) in [0, 1] (the argument order of :func:`inception_metrics`).
-    classifier: default ``mnist_classifier(seed, device)``.
+    classifier: default ``mnist_classifier(seed, device)``; ``mnist_classifier(dataset="fashion_mnist")`` scores
+    Fashion-MNIST samples in the same way (the keys stay ``mnist_fd`` / ``mnist_is``; the implementation names the CNN).
     returns: {"mnist_fd": Frechet distance between Gaussians fitted to the CNN's penultimate features of real and
     fake; "mnist_is": exp(E KL(p(y|x) || p(y))) of fake under the CNN's softmax (at most 10), 10 splits}, each
     with "value", n's, "classifier_seed", "classifier_test_accuracy" and "implementation".
     """
     net = classifier if classifier is not None else mnist_classifier(seed=seed, device=device)
     (f_fake, l_fake), (f_real, _) = _outputs(net, fake), _outputs(net, real)
-    tag = f"MNIST-CNN (seed {net.seed}, test acc {100 * net.test_accuracy:.1f}%)"
+    name = DOMAIN_DATASETS[getattr(net, "dataset", "mnist")]
+    tag = f"{name}-CNN (seed {net.seed}, test acc {100 * net.test_accuracy:.1f}%)"
     info = {"classifier_seed": net.seed, "classifier_test_accuracy": net.test_accuracy}
     splits = min(10, len(l_fake))
     is_mean, is_std = inception_score(l_fake, splits=splits)
     fd = {"value": frechet_distance(f_real, f_fake), "n_real": len(f_real), "n_fake": len(f_fake), **info,
-          "implementation": f"Frechet distance in {tag} features, torchmetrics -- MNIST-specific, not FID"}
+          "implementation": f"Frechet distance in {tag} features, torchmetrics -- {name}-specific, not FID"}
     score = {"value": is_mean, "std": is_std, "n": len(l_fake), "splits": splits, **info,
-             "implementation": f"exp E KL(p(y|x) || p(y)), p(y|x) from {tag}, torchmetrics -- MNIST-specific, not IS"}
+             "implementation": f"exp E KL(p(y|x) || p(y)), p(y|x) from {tag}, torchmetrics -- {name}-specific, not IS"}
     return {"mnist_fd": fd, "mnist_is": score}
 
 

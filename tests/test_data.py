@@ -1,10 +1,13 @@
 import gzip
 import shutil
+import struct
 
+import numpy as np
 import pytest
 import torch
 
-from lib.data import MNIST_MD5, BatchSampler, DataError, binarize, fixed_binarization, load_mnist
+from lib.data import (IMAGE_DATASETS, MNIST_MD5, BatchSampler, DataError, binarize, fixed_binarization,
+                      load_fashion_mnist, load_image_dataset, load_mnist)
 from lib.paths import DATA_DIR
 
 
@@ -85,3 +88,47 @@ def test_batch_sampler_covers_each_epoch_once():
     assert torch.equal(s.next(), a) and torch.equal(s.next(), b)
     with pytest.raises(ValueError, match="batch_size"):
         BatchSampler(data, 11)
+
+
+def _write_idx(folder, n_train=60_000, n_test=10_000, gz=True, truncate=False):
+    """Fashion-MNIST-format IDX files of zeros with a marked pixel per image (its index mod 256)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        px = np.zeros((n, 28, 28), np.uint8)
+        px[:, 0, 0] = np.arange(n) % 256
+        images = struct.pack(">IIII", 2051, n, 28, 28) + px.tobytes()
+        labels = struct.pack(">II", 2049, n) + (np.arange(n) % 10).astype(np.uint8).tobytes()
+        for name, blob in ((f"{prefix}-images-idx3-ubyte", images), (f"{prefix}-labels-idx1-ubyte", labels)):
+            blob = blob[:-100] if truncate and "images" in name else blob
+            if gz:
+                with gzip.open(folder / f"{name}.gz", "wb", compresslevel=1) as fh:
+                    fh.write(blob)
+            else:
+                (folder / name).write_bytes(blob)
+
+
+def test_fashion_mnist_is_read_in_mnist_format_and_split(tmp_path):
+    _write_idx(tmp_path / "fm", gz=False)
+    d = load_fashion_mnist(tmp_path / "fm")
+    assert [len(d[k]) for k in ("train", "val", "test")] == [50_000, 10_000, 10_000]
+    assert d["train"].images.shape[1:] == (1, 28, 28) and d["test"].labels.max() == 9
+    assert d["val"].images[0, 0, 0, 0] == (50_000 % 256) / 255  # the val split starts at training image 50,000
+
+
+def test_fashion_mnist_absent_or_truncated_says_how_to_get_it(tmp_path):
+    with pytest.raises(DataError, match="apt install dataset-fashion-mnist.*") as info:
+        load_fashion_mnist(tmp_path / "nothing")
+    assert "torchvision.datasets.FashionMNIST" in str(info.value)
+    _write_idx(tmp_path / "cut", n_train=60_000, truncate=True)
+    with pytest.raises(DataError, match="bytes of pixels, the header announces"):
+        load_fashion_mnist(tmp_path / "cut")
+
+
+def test_image_dataset_registry_errors(tmp_path):
+    with pytest.raises(ValueError, match="unknown dataset 'svhn'"):
+        load_image_dataset("svhn")
+    with pytest.raises(DataError, match="CelebA not found"):
+        load_image_dataset("celeba64", root=tmp_path)
+    with pytest.raises(DataError, match="CIFAR-10 not found"):
+        load_image_dataset("cifar10", root=tmp_path)
+    assert load_image_dataset("mnist")["test"].images.shape == (10_000, *IMAGE_DATASETS["mnist"])
