@@ -74,8 +74,8 @@ def gaussian_kl(mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     if mu.dim() != 2 or sigma.shape not in (mu.shape, mu.shape[1:]):
         raise ValueError(f"gaussian_kl needs mu (B, Z) and sigma (B, Z) or (Z,), got {tuple(mu.shape)} and "
                          f"{tuple(sigma.shape)}")
-    q = D.Normal(mu, sigma.expand_as(mu))
-    return D.kl_divergence(q, D.Normal(torch.zeros_like(mu), torch.ones_like(mu))).sum(1)
+    q = D.Normal(mu, sigma.expand_as(mu), validate_args=False)
+    return D.kl_divergence(q, D.Normal(torch.zeros_like(mu), torch.ones_like(mu), validate_args=False)).sum(1)
 
 
 def vae_loss(x: torch.Tensor, x_rec: torch.Tensor, mu: torch.Tensor, log_sigma_e: torch.Tensor,

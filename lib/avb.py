@@ -77,7 +77,7 @@ class AVB(Method):
         t = self.adversary(x, c["z_adv"])
         if not self.adaptive_contrast:
             return t
-        log_r = D.Normal(c["mean"], c["std"]).log_prob(c["z"]).sum(1)
+        log_r = D.Normal(c["mean"], c["std"], validate_args=False).log_prob(c["z"]).sum(1)
         return t + log_r - self.prior(x.device).log_prob(c["z"])
 
     def elbo_terms(self, x: torch.Tensor) -> dict[str, torch.Tensor]:

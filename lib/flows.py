@@ -57,7 +57,7 @@ class PlanarFlowEncoder(nn.Module):
     @staticmethod
     def _base_log_prob(z0, mu, sigma):
         """log N(z0; mu, diag sigma^2): (B,) nats."""
-        return D.Normal(mu, sigma).log_prob(z0).sum(-1)
+        return D.Normal(mu, sigma, validate_args=False).log_prob(z0).sum(-1)
 
     @staticmethod
     def _log_det(a, c):

@@ -6,6 +6,10 @@ convolutional trunk of AVB's MNIST experiments (``full`` profile; Mescheder et a
 5x5 convolutions with 64/128/256/512 channels, noise added at every layer).
 
 Shapes: x ``(B, *x_shape)`` with values in [0, 1]; z ``(B, Z)``; eps ``(B, E)``.
+
+The distributions built at every training step skip ``torch.distributions``' argument checks
+(``validate_args=False``, here and in the objectives): each check is a device synchronisation, and
+``lib.train.fit``'s divergence guard stops a run whose values stop being finite anyway.
 """
 from __future__ import annotations
 
@@ -159,7 +163,8 @@ class GaussianEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> D.Independent:
         mu, raw = self.head(self.trunk(x)).chunk(2, dim=1)
-        return D.Independent(D.Normal(mu, F.softplus(raw) + 1e-4), 1)
+        q = D.Normal(mu, F.softplus(raw) + 1e-4, validate_args=False)
+        return D.Independent(q, 1, validate_args=False)
 
     def sample(self, x: torch.Tensor) -> torch.Tensor:
         """Reparameterised z ~ q(z|x): (B, Z)."""
@@ -329,7 +334,7 @@ class GaussianDecoder(nn.Module):
 
     def distribution(self, z: torch.Tensor) -> D.Normal:
         """One univariate Normal per pixel, batch shape (B, *x_shape) (for :func:`lib.evaluate.discretized_log_prob`)."""
-        return D.Normal(*self(z))
+        return D.Normal(*self(z), validate_args=False)
 
     def log_prob(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """log p_theta(x|z), the Gaussian density (on R^D) at x (B, *x_shape) in [0, 1], summed over
@@ -415,4 +420,5 @@ class Adversary(nn.Module):
 def standard_normal_prior(z_dim: int, device="cpu") -> D.Independent:
     """p(z) = N(0, I_Z) as a ``torch.distributions`` object over (B, Z)."""
     zero = torch.zeros(z_dim, device=device)
-    return D.Independent(D.Normal(zero, torch.ones_like(zero)), 1)
+    normal = D.Normal(zero, torch.ones_like(zero), validate_args=False)
+    return D.Independent(normal, 1, validate_args=False)

@@ -191,6 +191,9 @@ def fit(method: Method, sampler, *, steps: int, lr: dict[str, float], betas=(0.5
     run_dir = Path(run_dir) if run_dir is not None else None
     if run_dir is not None and writer:
         run_dir.mkdir(parents=True, exist_ok=True)
+    if run_dir is not None and writer:  # temporary files of atomic writes that a killed run left behind
+        for tmp in run_dir.glob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
     ckpt, start = (run_dir / "ckpt.pt" if run_dir else None), 0
     if ckpt is not None and resume and ckpt.exists():
         start = load_checkpoint(ckpt, method, optimizers, sampler)

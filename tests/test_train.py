@@ -103,7 +103,9 @@ def test_resume_drops_rows_logged_after_the_checkpoint(tmp_path):
     fit(m, FourPointSampler(16), steps=6, lr=lr, run_dir=tmp_path, ckpt_every=3, log_every=1, progress=False)
     with open(tmp_path / "metrics.jsonl", "a") as fh:  # as if iterations 7 and 8 ran, then SIGKILL mid-write
         fh.write(json.dumps({"step": 7, "stale": 0.0}) + "\n" + json.dumps({"step": 8}) + "\n{\"step\": 9, \"adv")
+    (tmp_path / ".ckpt.pt.k1ll3d.tmp").write_bytes(b"half a checkpoint")  # what SIGKILL inside a write leaves
     fit(_avb(), FourPointSampler(16), steps=10, lr=lr, run_dir=tmp_path, log_every=1, progress=False)
+    assert not list(tmp_path.glob(".*.tmp")), "leftover temporary files are swept at the start of a run"
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == list(range(1, 11))
     assert set(rows[6]) == set(rows[5]) and "stale" not in rows[6]  # the resumed run's row, not the stale one
