@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from .asvae import discriminator_loss
 from .gan_nets import Discriminator, Encoder, Generator, eval_mode
 from .method import Method
-from .nets import standard_normal_prior
+from .nets import check_method_batch, standard_normal_prior
 
 L_Z_VARIANTS = ("slides", "code")
 
@@ -186,6 +186,7 @@ class AVAE(Method):
         return {"loss": per, "adv": F.softplus(-c_fake), "L_Z": lz, "x_hat": x_hat}
 
     def loss(self, player: str, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        check_method_batch(self, x, "AVAE.loss")
         if player == "vae":
             mu, log_sigma = self.encoder(x)
             x_rec = self.decoder(mu + log_sigma.exp() * torch.randn_like(mu))

@@ -22,7 +22,7 @@ from .asvae import discriminator_loss
 from .avae import AVAE, gaussian_kl, vae_loss
 from .gan_nets import Discriminator, Encoder, Generator
 from .method import Method
-from .nets import standard_normal_prior
+from .nets import check_method_batch, standard_normal_prior
 
 __all__ = ["ConvVAE", "GAN", "VAEGAN", "BiGAN", "AVAE", "build", "METHODS", "gaussian_kl"]
 
@@ -78,6 +78,7 @@ class ConvVAE(_Generative):
         return s if self.encoder.kind == "shared_sigma" else s.log()
 
     def loss(self, player: str, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        check_method_batch(self, x, "ConvVAE.loss")
         if player != "vae":
             self._unknown(player)
         mu, s = self.encoder(x)
@@ -116,6 +117,7 @@ class GAN(_Generative):
         self.generator, self.discriminator, self.z_dim = generator, discriminator, generator.z_dim
 
     def loss(self, player: str, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        check_method_batch(self, x, "GAN.loss")
         z = self.draw_z(x.shape[0], x.device)
         if player == "discriminator":
             with torch.no_grad():
@@ -201,6 +203,7 @@ class VAEGAN(_Generative):
         return list(feats.split(sizes)), list(logits.split(sizes))
 
     def loss(self, player: str, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        check_method_batch(self, x, "VAEGAN.loss")
         B = x.shape[0]
         if player == "discriminator":
             with torch.no_grad():
@@ -269,6 +272,7 @@ class BiGAN(_Generative):
         self.encoder, self.generator, self.discriminator, self.z_dim = encoder, generator, discriminator, encoder.z_dim
 
     def loss(self, player: str, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        check_method_batch(self, x, "BiGAN.loss")
         z = self.draw_z(x.shape[0], x.device)
         if player == "discriminator":
             with torch.no_grad():

@@ -64,9 +64,11 @@ def check_batch(x, x_shape, where: str, dtype: torch.dtype | None = None) -> Non
 
 
 def check_method_batch(method: nn.Module, x, where: str) -> None:
-    """:func:`check_batch` against ``method.decoder.x_shape`` and the dtype of the method's parameters (skipped for
-    decoders without ``x_shape``): the entry check of the methods' ``loss`` and ``elbo_terms``."""
-    x_shape = getattr(getattr(method, "decoder", None), "x_shape", None)
+    """:func:`check_batch` against ``method.decoder.x_shape`` (``method.generator.x_shape`` for the GAN and BiGAN) and
+    the dtype of the method's parameters (skipped for networks without ``x_shape``): the entry check of the methods'
+    ``loss`` and ``elbo_terms``."""
+    net = getattr(method, "decoder", None) or getattr(method, "generator", None)
+    x_shape = getattr(net, "x_shape", None)
     if x_shape is not None:
         check_batch(x, x_shape, where, dtype=next(method.parameters()).dtype)
 

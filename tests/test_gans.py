@@ -294,3 +294,13 @@ def test_notebook_41_pipeline_on_random_tensors_of_the_other_datasets_shapes(met
     if method != "gan":
         x = torch.rand(3, *shape)
         assert 0 < reconstruction_errors(x, m.reconstruct(x))["mse"]["value"] < 1
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_batch_of_the_wrong_shape_or_dtype_is_a_clear_error(method):
+    m = build(method, (1, 28, 28), z_dim=Z, width=W, noise_dim=2)
+    player = next(iter(m.players))
+    with pytest.raises(ValueError, match=r"expects x of shape \(B, 1, 28, 28\), got \(4, 784\)"):
+        m.loss(player, torch.rand(4, 784))
+    with pytest.raises(TypeError, match="floating-point pixels"):
+        m.loss(player, torch.zeros(4, 1, 28, 28, dtype=torch.uint8))
