@@ -66,8 +66,11 @@ def setup(seed: int, device: str = "auto", backend: str | None = None) -> tuple[
 
 
 def cleanup() -> None:
-    """Leave the process group (if any)."""
+    """Leave the process group (if any), after a barrier: tearing down the connections while a peer still completes
+    its last collective can abort that peer (gloo: "terminate called without an active exception")."""
     if dist.is_available() and dist.is_initialized():
+        if dist.get_world_size() > 1:
+            dist.barrier()
         dist.destroy_process_group()
 
 

@@ -10,7 +10,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from lib.distributed import ShardedSampler, allreduce_mean_
+from lib.distributed import ShardedSampler, allreduce_mean_, cleanup
 from lib.models import build_method
 from lib.train import fit, set_trainable
 
@@ -41,7 +41,7 @@ def _worker(rank, method, tmp):
         allreduce_mean_([mean])
         torch.save(mean, Path(tmp) / f"mean_rank{rank}.pt")
     finally:
-        dist.destroy_process_group()
+        cleanup()
 
 
 def _reference(method):
