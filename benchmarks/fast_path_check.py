@@ -31,6 +31,8 @@ from lib.models import build_method
 from lib.runs import env_info, resolve_device, seed_everything, write_json
 from lib.train import fit
 
+from benchmarks.throughput import sync
+
 CONFIGS = {"eager": {}, "bf16": {"autocast_bf16": True}, "compile": {"compile": "default"},
            "compile+bf16": {"compile": "default", "autocast_bf16": True}}
 LR = {"vae": {"model": 1e-3}, "avb": {"primal": 3e-4, "adversary": 6e-4}}  # notebook 12's quick settings
@@ -40,12 +42,10 @@ def train_and_score(method: str, flags: dict, seed: int, steps: int, device, x_t
     seed_everything(seed)
     model = build_method(method, x_shape=(1, 28, 28), z_dim=8, arch="mlp", hidden=(512, 512)).to(device)
     sampler = BatchSampler(x_train, 100)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    sync(device)
     t0 = time.perf_counter()
     fit(model, sampler, steps=steps, lr=LR[method], progress=False, run_dir=None, log_every=steps, **flags)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    sync(device)
     seconds = time.perf_counter() - t0
     torch.manual_seed(seed)
     elbo = evaluate_elbo(model, x_test)

@@ -50,6 +50,8 @@ from lib.nets import decoder_net, make_trunk, mlp
 from lib.runs import env_info, resolve_device, write_json
 from lib.train import fit
 
+from benchmarks.throughput import sync
+
 X_SHAPE = (1, 28, 28)
 HIDDEN = (512, 512)
 Z_DIM = 8
@@ -124,11 +126,6 @@ def package_version(name: str) -> str | None:
 
 def n_params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def ours_model(pair: str) -> nn.Module:

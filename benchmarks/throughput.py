@@ -101,6 +101,7 @@ CASES: dict[str, Case] = {
 
 
 def sync(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA); a no-op on the CPU. Every timer in benchmarks/ brackets with it."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 

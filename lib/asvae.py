@@ -80,9 +80,6 @@ class ASVAE(Method):
     def prior(self, device=None) -> D.Independent:
         return standard_normal_prior(self.z_dim, device or next(self.parameters()).device)
 
-    def config(self) -> dict:
-        return {**super().config(), "variant": self.variant}
-
     @torch.no_grad()
     def discriminator_samples(self, x: torch.Tensor) -> dict[str, tuple]:
         """Positive and negative pairs for each discriminator in use, from a data batch x (B, *x_shape).

@@ -164,9 +164,6 @@ class AVAE(Method):
         self.encoder, self.decoder, self.generator, self.discriminator = encoder, decoder, generator, discriminator
         self.z_dim, self.beta, self.lz_weight, self.lz_variant = encoder.z_dim, float(beta), float(lz_weight), lz_variant
 
-    def config(self) -> dict:
-        return {**super().config(), "beta": self.beta, "lz_weight": self.lz_weight, "lz_variant": self.lz_variant}
-
     def prior(self, device=None) -> D.Independent:
         return standard_normal_prior(self.z_dim, device or next(self.parameters()).device)
 

@@ -118,9 +118,6 @@ class BAVAE(Method):
     def prior(self, device=None) -> D.Independent:
         return standard_normal_prior(self.z_dim, device or next(self.parameters()).device)
 
-    def config(self) -> dict:
-        return {**super().config(), "entropy": self.entropy, "t_max": self.t_max, "generator_loss": self.generator_loss}
-
     def T(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """Inference discriminator, bounded: (B,)."""
         return bounded(self.T_psi(x, z), self.t_max)

@@ -137,6 +137,7 @@ class ShardedSampler:
         self.pos = 0
 
     def next(self) -> torch.Tensor:
+        """This rank's (batch_size, ...) rows of the next global batch (transformed, if a transform was given)."""
         step = self.batch_size * self.world
         if self.pos + step > self.perm.numel():
             self._reshuffle()

@@ -28,7 +28,7 @@ __all__ = ["ConvVAE", "GAN", "VAEGAN", "BiGAN", "AVAE", "build", "METHODS", "gau
 
 
 class _Generative(Method):
-    """Shared helpers: the prior, ``sample(n)``, ``config()``."""
+    """Shared helpers: the prior, ``draw_z``, ``sample(n)``."""
 
     generator_name = "generator"
 
@@ -70,9 +70,6 @@ class ConvVAE(_Generative):
         if beta < 0:
             raise ValueError(f"beta must be >= 0, got {beta}")
         self.encoder, self.decoder, self.z_dim, self.beta = encoder, decoder, encoder.z_dim, float(beta)
-
-    def config(self) -> dict:
-        return {**super().config(), "beta": self.beta}
 
     def _log_sigma(self, s: torch.Tensor) -> torch.Tensor:
         return s if self.encoder.kind == "shared_sigma" else s.log()
@@ -191,9 +188,6 @@ class VAEGAN(_Generative):
             raise ValueError(f"rec_layer must be in 1..{n} (or None: the last), got {rec_layer}")
         self.encoder, self.decoder, self.discriminator = encoder, decoder, discriminator
         self.z_dim, self.gamma, self.rec_layer, self.decoder_gan = encoder.z_dim, float(gamma), rec_layer, decoder_gan
-
-    def config(self) -> dict:
-        return {**super().config(), "gamma": self.gamma, "rec_layer": self.rec_layer, "decoder_gan": self.decoder_gan}
 
     def _dis(self, *xs: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """One discriminator pass on the concatenated batches: (Dis_l features, logits) of each, split back."""

@@ -82,7 +82,8 @@ def _checkpoint_bytes(method: Method, optimizers: dict, step: int, sampler=None)
 
 
 def save_checkpoint(path: str | os.PathLike, method: Method, optimizers: dict, step: int, sampler=None) -> None:
-    """Atomically write a checkpoint of state dicts (no pickled modules). Under torchrun only rank 0 writes."""
+    """Atomically write a checkpoint of state dicts (no pickled modules). Under torchrun every rank must call it (each
+    rank's RNG state is gathered into the file); rank 0 alone writes."""
     data = _checkpoint_bytes(method, optimizers, step, sampler)
     if ddp.rank_and_world()[0] == 0:
         atomic_write_bytes(path, data)
@@ -191,8 +192,7 @@ def fit(method: Method, sampler, *, steps: int, lr: dict[str, float], betas=(0.5
     run_dir = Path(run_dir) if run_dir is not None else None
     if run_dir is not None and writer:
         run_dir.mkdir(parents=True, exist_ok=True)
-    if run_dir is not None and writer:  # temporary files of atomic writes that a killed run left behind
-        for tmp in run_dir.glob(".*.tmp"):
+        for tmp in run_dir.glob(".*.tmp"):  # temporary files of atomic writes that a killed run left behind
             tmp.unlink(missing_ok=True)
     ckpt, start = (run_dir / "ckpt.pt" if run_dir else None), 0
     if ckpt is not None and resume and ckpt.exists():

@@ -21,7 +21,7 @@ import time
 import torch
 
 from lib import distributed as ddp
-from lib.data import BatchSampler, binarize, load_mnist
+from lib.data import binarize, load_mnist
 from lib.gans import METHODS as GAN_METHODS
 from lib.gans import build
 from lib.models import METHODS, build_method
@@ -32,6 +32,7 @@ CHOICES = METHODS + tuple(f"dcgan-{m}" for m in GAN_METHODS)
 
 
 def parse(argv=None) -> argparse.Namespace:
+    """The command line (see the module docstring); exits with a message for steps / batch < 1 or lr <= 0."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--method", required=True, choices=CHOICES)
     ap.add_argument("--arch", choices=("mlp", "conv"), default="mlp", help="build_method methods only")
@@ -56,6 +57,8 @@ def parse(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> dict | None:
+    """Train as the command line says. returns rank 0's final_metrics dict (None on the other ranks).
+    raises RuntimeError if CUDA is asked for and absent; argparse exits with a message for bad options."""
     a = parse(argv)
     resolve_device(a.device)  # a clear error when CUDA is asked for and absent; applies AVAE_NUM_THREADS
     rank, world, device, noise_seed = ddp.setup(a.seed, a.device)

@@ -28,7 +28,7 @@ def test_code_L_Z_matches_a_hand_computation_and_has_no_shrinkage():
     mu = torch.tensor([[0.3, -1.0, 0.2]], dtype=f64)
     z = torch.tensor([[1.0, 0.0, 0.2]], dtype=f64)
     s = torch.tensor([0.5, 1.0, 2.0], dtype=f64)                 # sigma >= 1 is allowed in this variant
-    prec = 1 / s**2                                              # 4, 1, 0.25 -> weights 4/5.25, 1/5.25, 0.25/5.25
+    # precisions 1 / s^2 = 4, 1, 0.25 -> weights 4/5.25, 1/5.25, 0.25/5.25
     by_hand = 0.5 * (4 * 0.7**2 + 1 * 1.0**2 + 0.25 * 0.0) / 5.25
     got = latent_reconstruction_loss(mu, z, s.log(), variant="code")
     assert abs(got.item() - by_hand) < 1e-14
