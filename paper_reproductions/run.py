@@ -24,7 +24,7 @@ import time
 import yaml
 
 from lib.paths import NOTEBOOKS_DIR, REPRO_DIR, runs_dir
-from lib.runs import PROFILES, atomic_write_bytes, resolve_profile
+from lib.runs import PROFILES, atomic_write_bytes, resolve_profile, write_json
 
 PARAMS_DIR = REPRO_DIR / "params"
 PAPER_VALUES = REPRO_DIR / "paper_values.yaml"
@@ -90,7 +90,8 @@ def notebook_parameters(nb) -> set[str]:
 
 
 def run_notebook(spec: dict, profile: str, seed: int, stamp: str) -> dict:
-    """Execute one notebook for one seed. returns {experiment, seed, run_dir, ok, error}."""
+    """Execute one notebook for one seed. returns {experiment, seed, run_dir, ok, error, seconds}, also written to
+    ``run_dir/runner.json`` (with the profile, parameters and start time) for RESULTS.md's compute table."""
     import jupytext
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -109,7 +110,7 @@ def run_notebook(spec: dict, profile: str, seed: int, stamp: str) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     params = {**spec["parameters"], "PROFILE": profile, "SEED": seed, "RUN_DIR": str(run_dir)}
     out = {"experiment": spec["experiment"], "seed": seed, "run_dir": str(run_dir), "ok": True, "error": None}
-    t0 = time.time()
+    t0, started = time.time(), time.strftime("%Y-%m-%dT%H:%M:%S%z")
     try:
         papermill.execute_notebook(nb, str(run_dir / f"{spec['notebook']}.ipynb"), parameters=params,
                                    kernel_name="python3", cwd=str(NOTEBOOKS_DIR), progress_bar=False)
@@ -121,20 +122,56 @@ def run_notebook(spec: dict, profile: str, seed: int, stamp: str) -> dict:
     except Exception as err:  # kernel died, bad notebook, ...
         out.update(ok=False, error=f"{type(err).__name__}: {err}"[:500])
     out["seconds"] = round(time.time() - t0, 1)
+    write_json(run_dir / "runner.json", {**out, "notebook": spec["notebook"], "profile": profile,
+                                         "parameters": spec["parameters"], "started": started})
     return out
 
 
 # ---------------------------------------------------------------------------------------------- results
-def _latest_runs(experiment: str, profile: str) -> list[dict]:
-    """final_metrics.json of the newest batch (stamp) of ``experiment`` in ``profile``, one per seed."""
+def _latest_runs(experiment: str, profile: str, with_dirs: bool = False) -> list:
+    """final_metrics.json of the newest batch (stamp) of ``experiment`` in ``profile``, one per seed
+    (``with_dirs``: (run folder, final metrics) pairs)."""
     root = runs_dir() / experiment
-    found: dict[str, list[dict]] = {}
+    found: dict[str, list] = {}
     for fm in sorted(root.glob("*/final_metrics.json")) if root.exists() else []:
         data = json.loads(fm.read_text())
         if data.get("profile") == profile:
             stamp = fm.parent.name.rsplit("_s", 1)[0]
-            found.setdefault(stamp, []).append(data)
+            found.setdefault(stamp, []).append((fm.parent, data) if with_dirs else data)
     return found[max(found)] if found else []
+
+
+def _duration(seconds: float) -> str:
+    return (f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min" if seconds < 7200
+            else f"{seconds / 3600:.1f} h")
+
+
+COMPUTE_HEADING = "## Compute"
+_COMPUTE_KEY = re.compile(r"^\| `(\S+)` \| (\w+) \|")
+
+
+def compute_rows(profile: str) -> list[tuple[str, str, float, str]]:
+    """Measured wall time of the newest batch of every experiment in ``profile``:
+    (experiment, device, total seconds over seeds, table row). The notebook's time comes from the runner's
+    ``runner.json``, the training part from every ``fit_time.json`` in the run folder (one per trained model); batches
+    run before the runner recorded times are left out."""
+    out = []
+    for spec_path in sorted(PARAMS_DIR.glob(f"*.{profile}.yaml")):
+        experiment = spec_path.name[: -len(f".{profile}.yaml")]
+        runs = _latest_runs(experiment, profile, with_dirs=True)
+        timed = [(d, fm, json.loads((d / "runner.json").read_text())) for d, fm in runs if (d / "runner.json").exists()]
+        if not timed:
+            continue
+        walls = [r["seconds"] for _, _, r in timed]
+        fits = [sum(json.loads(f.read_text())["seconds"] for f in d.rglob("fit_time.json")) for d, _, _ in timed]
+        n = len(timed)
+        seeds = ",".join(str(fm["seed"]) for _, fm, _ in timed)
+        skipped = " (skipped: data absent)" if any(fm.get("skipped") for _, fm, _ in timed) else ""
+        device = timed[0][1].get("device", "?")
+        cells = [f"`{experiment}`", profile, device, seeds, _duration(sum(walls) / n) + skipped,
+                 _duration(sum(fits) / n), _duration(sum(walls))]
+        out.append((experiment, device, sum(walls), "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"))
+    return out
 
 
 #: metric fields shown after the implementation in RESULTS.md: numbers from different estimators, sample sizes,
@@ -152,9 +189,9 @@ _SKIP_KEY = re.compile(r"^- `(\S+)` \((\w+),")
 
 
 def _previous_rows(text: str) -> dict[tuple[str, str], list[str]]:
-    """(experiment, profile) -> its table rows and skip lines in an earlier RESULTS.md."""
+    """(experiment, profile) -> its table rows and skip lines in an earlier RESULTS.md (above its compute table)."""
     out: dict[tuple[str, str], list[str]] = {}
-    for line in text.splitlines():
+    for line in text.split(f"\n{COMPUTE_HEADING}")[0].splitlines():
         if line.startswith("| ") and (m := _ROW_KEY.search(line)):
             out.setdefault((m.group(2), m.group(1)), []).append(line)
         elif m := _SKIP_KEY.match(line):
@@ -227,7 +264,50 @@ def build_results(profiles=("quick", "full"), previous: str | None = None) -> st
     for row in rows:
         if row.get("paper") is not None:
             lines.append(f"- {row['claim']}: {row['paper']} — {row.get('source', '')}")
+    lines += compute_section(profiles, previous or "")
     return "\n".join(lines) + "\n"
+
+
+def compute_section(profiles, previous: str) -> list[str]:
+    """RESULTS.md's compute table: :func:`compute_rows` of each profile, earlier rows carried over for experiments
+    with no timed runs on this disk, and the sum per profile and device."""
+    prev: dict[tuple[str, str], str] = {}
+    if COMPUTE_HEADING in previous:
+        for line in previous.split(COMPUTE_HEADING, 1)[1].split("\n## ")[0].splitlines():
+            if m := _COMPUTE_KEY.match(line):
+                prev[(m.group(1), m.group(2))] = line
+    rows, totals = [], {}
+    for profile in profiles:
+        fresh = {exp: (dev, sec, row) for exp, dev, sec, row in compute_rows(profile)}
+        for spec_path in sorted(PARAMS_DIR.glob(f"*.{profile}.yaml")):
+            exp = spec_path.name[: -len(f".{profile}.yaml")]
+            if exp in fresh:
+                dev, sec, row = fresh[exp]
+            elif (exp, profile) in prev:
+                row = prev[(exp, profile)]
+                cells = [c.strip() for c in row.strip("|").split(" | ")]
+                dev, sec = cells[2], _parse_duration(cells[-1])
+            else:
+                continue
+            rows.append(row)
+            totals[(profile, dev)] = totals.get((profile, dev), 0.0) + sec
+    if not rows:
+        return []
+    lines = ["", COMPUTE_HEADING, "",
+             "Measured wall time of the runs behind the rows above (the newest batch of each experiment): the notebook end",
+             "to end per seed, as timed by the runner (`runs/<experiment>/<stamp>_s<seed>/runner.json`); the training part,",
+             "summed over the notebook's models, from `fit`'s `fit_time.json` files; and the total over seeds.",
+             "", "| experiment | profile | device | seeds | notebook per seed | training (fit) per seed | all seeds |",
+             "|---|---|---|---|---|---|---|", *rows, ""]
+    lines += [f"Sum, {profile} profile on {dev}: {_duration(sec)} ({sec / 3600:.2f} h)."
+              for (profile, dev), sec in totals.items()]
+    return lines
+
+
+def _parse_duration(text: str) -> float:
+    """Seconds from :func:`_duration`'s ``"12 s"``, ``"3.5 min"``, ``"2.1 h"``."""
+    value, unit = text.split()[:2]
+    return float(value) * {"s": 1, "min": 60, "h": 3600}[unit]
 
 
 def main(argv=None) -> int:

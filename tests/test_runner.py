@@ -64,6 +64,33 @@ def test_rows_without_runs_on_disk_are_carried_over(tmp_path, monkeypatch):
     assert old_row not in text and "| -1.500 |" in text
 
 
+def _timed_run(root, experiment, stamp, seed, wall, fits, device="CPU (x86_64, 1 threads)"):
+    d = root / experiment / f"{stamp}_s{seed}"
+    d.mkdir(parents=True)
+    (d / "final_metrics.json").write_text(json.dumps({"profile": "quick", "seed": seed, "device": device, "metrics": {}}))
+    (d / "runner.json").write_text(json.dumps({"experiment": experiment, "seed": seed, "seconds": wall, "ok": True}))
+    for i, sec in enumerate(fits):
+        (d / f"model{i}").mkdir()
+        (d / f"model{i}" / "fit_time.json").write_text(json.dumps({"iterations": 10, "seconds": sec}))
+
+
+def test_compute_table_sums_measured_wall_times_and_carries_old_rows(tmp_path, monkeypatch):
+    """RESULTS.md's compute table: per experiment, the runner's wall time per seed (mean), the fit time per seed
+    (summed over the models), the total over seeds; the sum per profile and device; rows of experiments without
+    timed runs on disk carried over from the previous file and counted in the sum."""
+    monkeypatch.setenv("AVAE_RUNS_DIR", str(tmp_path))
+    _timed_run(tmp_path, "11_avb_toy_4points", "20260101-000000", 0, 999.0, [1.0])  # an older batch: ignored
+    _timed_run(tmp_path, "11_avb_toy_4points", "20260102-000000", 0, 60.0, [10.0, 20.0])
+    _timed_run(tmp_path, "11_avb_toy_4points", "20260102-000000", 1, 90.0, [15.0, 25.0])
+    lines = run.compute_section(["quick"], "")
+    assert "| `11_avb_toy_4points` | quick | CPU (x86_64, 1 threads) | 0,1 | 75 s | 35 s | 2.5 min |" in lines
+    assert "Sum, quick profile on CPU (x86_64, 1 threads): 2.5 min (0.04 h)." in lines
+    old = "| `12_avb_mnist` | quick | CPU (x86_64, 1 threads) | 0 | 10.0 min | 8.0 min | 10.0 min |"
+    text = run.build_results(profiles=("quick",), previous=f"# old\n\n{run.COMPUTE_HEADING}\n\n{old}\n")
+    assert old in text and "Sum, quick profile on CPU (x86_64, 1 threads): 12.5 min (0.21 h)." in text
+    assert text.count(old) == 1  # not also carried into the results table above
+
+
 NOTEBOOK_HEAD = '''# ---
 # jupyter:
 #   jupytext:
@@ -120,3 +147,4 @@ def test_batch_run_runs_every_notebook_names_failures_and_keeps_the_rest(tmp_pat
     results = (tmp_path / "RESULTS.md").read_text()
     assert "| x of the passing notebook | 1.0 | 1.50 | 0.50 |" in results
     assert "- `82_absent_data` (quick, CPU" in results and "skipped — no data here" in results
+    assert "| `80_ok` | quick | CPU (" in results  # the runner timed it (runner.json) for the compute table
