@@ -1,0 +1,67 @@
+"""benchmarks.table_cost reads the notebooks' own settings, builds every model of the full-profile MNIST table, and
+multiplies timed slices out correctly. (The benchmarks' speed numbers are measurements, not tested here.)"""
+import json
+
+import pytest
+
+from benchmarks import table_cost
+
+NOTEBOOK = '''
+# %% tags=["parameters"]
+PROFILE = "auto"
+STEPS = 0
+MODELS = "vae,avae"
+BETA = 1 / 16
+
+# %%
+profile = resolve_profile(PROFILE)
+SETTINGS = {
+    "quick": dict(width=16, steps=1_000, n_fid=0 if DOMAIN else 1_000),
+    "full": dict(width=64, steps=50_000, hidden=(512, 512)),
+}[profile]
+OPTIONS = {"vae": dict(beta=BETA), "avae": dict(beta=BETA, lz_variant="slides")}
+cfg = dict(**SETTINGS, models=model_names, lr=2e-4, betas=(0.5, 0.999))
+'''
+
+
+def test_notebook_settings_reads_parameters_settings_cfg_and_options(tmp_path, monkeypatch):
+    (tmp_path / "99_fake.py").write_text(NOTEBOOK)
+    monkeypatch.setattr(table_cost, "NOTEBOOKS_DIR", tmp_path)
+    s = table_cost.notebook_settings("99_fake", "full")
+    assert s["steps"] == 50_000 and s["width"] == 64 and s["hidden"] == (512, 512)  # SETTINGS["full"], not quick
+    assert s["lr"] == 2e-4 and s["betas"] == (0.5, 0.999) and "models" not in s  # cfg literals; run-time names skipped
+    assert s["OPTIONS"]["avae"] == {"beta": 1 / 16, "lz_variant": "slides"}  # BETA bound from the parameters
+    assert s["MODELS"] == "vae,avae" and s["STEPS"] == 0
+    (tmp_path / "98_bad.py").write_text("X = 1\n")
+    with pytest.raises(ValueError, match="no SETTINGS"):
+        table_cost.notebook_settings("98_bad", "full")
+
+
+@pytest.mark.parametrize("experiment", table_cost.EXPERIMENTS)
+def test_every_full_profile_mnist_model_is_built_at_the_notebook_settings(experiment):
+    """Each model named in the full parameter file is built (the constructors repeated from the notebooks must still
+    match lib's signatures) with the notebook's iterations and a learning rate for every player."""
+    settings = table_cost.notebook_settings(experiment)
+    rows = table_cost.rows(experiment)
+    models = table_cost.param_file(experiment).get("MODELS") or settings.get("MODELS", "vae")
+    assert [r["model"] for r in rows] == [m.strip() for m in models.split(",")]
+    for r in rows:
+        method = r["build"]()
+        assert set(r["lr"](method)) == set(method.players)
+        assert r["steps"] == settings.get("steps", settings.get("vae_steps")) > 0
+
+
+def test_table_cost_multiplies_timed_slices_out(tmp_path):
+    """One small experiment end to end on the CPU: training hours = iterations x seeds / measured iterations/s, and
+    notebook 90's AIS work counts every AIS and BDMC (twice: forward and reverse) image x transition."""
+    out = table_cost.main(["--device", "cpu", "--only", "90_eval_ais", "--seconds", "0.2", "--ais-images", "2",
+                           "--ais-steps", "3", "--out", str(tmp_path)])
+    (row,) = out["rows"]
+    s = table_cost.notebook_settings("90_eval_ais")
+    assert row["training_h"] == pytest.approx(s["vae_steps"] * row["seeds"] / row["iterations_per_s"] / 3600)
+    expected = (s["test_images"] * sum(t - 1 for t in s["ais_steps"])
+                + 2 * s["bdmc_images"] * sum(t - 1 for t in s["bdmc_steps"]))
+    assert row["ais_image_transitions"] == expected and row["ais_h"] > 0
+    assert out["total_h"] == pytest.approx(row["training_h"] + row["ais_h"])
+    saved = json.loads(next(tmp_path.glob("table_cost_cpu*.json")).read_text())
+    assert saved["total_h"] == pytest.approx(out["total_h"]) and saved["env"]["torch"]
