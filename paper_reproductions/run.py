@@ -163,13 +163,14 @@ def compute_rows(profile: str) -> list[tuple[str, str, float, str]]:
         if not timed:
             continue
         walls = [r["seconds"] for _, _, r in timed]
-        fits = [sum(json.loads(f.read_text())["seconds"] for f in d.rglob("fit_time.json")) for d, _, _ in timed]
+        fit_files = [list(d.rglob("fit_time.json")) for d, _, _ in timed]
+        fits = [sum(json.loads(f.read_text())["seconds"] for f in files) for files in fit_files]
         n = len(timed)
         seeds = ",".join(str(fm["seed"]) for _, fm, _ in timed)
         skipped = " (skipped: data absent)" if any(fm.get("skipped") for _, fm, _ in timed) else ""
         device = timed[0][1].get("device", "?")
         cells = [f"`{experiment}`", profile, device, seeds, _duration(sum(walls) / n) + skipped,
-                 _duration(sum(fits) / n), _duration(sum(walls))]
+                 _duration(sum(fits) / n) if any(fit_files) else "—", _duration(sum(walls))]
         out.append((experiment, device, sum(walls), "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"))
     return out
 

@@ -65,3 +65,20 @@ def test_table_cost_multiplies_timed_slices_out(tmp_path):
     assert out["total_h"] == pytest.approx(row["training_h"] + row["ais_h"])
     saved = json.loads(next(tmp_path.glob("table_cost_cpu*.json")).read_text())
     assert saved["total_h"] == pytest.approx(out["total_h"]) and saved["env"]["torch"]
+
+
+def test_ais_flop_count_matches_the_decoder_layers():
+    """One AIS annealing step is 5 chains x 10 leapfrog gradient evaluations of log p(z) + log p(x|z): per image and
+    evaluation, a forward pass (2 x in x out FLOPs per linear layer) and a backward pass to z only (2 x in x out)."""
+    import torch
+
+    from benchmarks.ais_throughput import PAPER_CHAINS, PAPER_LEAPFROG, transition_flops
+    from lib.models import build_method
+
+    torch.manual_seed(0)
+    model = build_method("vae", x_shape=(1, 28, 28), z_dim=2, arch="mlp", hidden=(16, 16))
+    x = (torch.rand(3, 1, 28, 28) > 0.5).float()
+    layers = [m for m in model.decoder.modules() if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in layers] == [(2, 16), (16, 16), (16, 784)]
+    per_pass = sum(4 * m.in_features * m.out_features for m in layers)
+    assert transition_flops(model, x) == 3 * PAPER_CHAINS * PAPER_LEAPFROG * per_pass
