@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The issue 7 GPU measurements in two parts that each fit a short lease of one GPU (about 6-8 minutes each on an
-# H100/H200; MNIST must be in data/MNIST/raw). Results go to benchmarks/results/ (or $OUT/results when OUT is set, for
+# The issue 7 GPU measurements in two parts with shortened settings meant for a short lease of one GPU (not yet run
+# on one: their length is unmeasured; each command stops after STEP_TIMEOUT, default 420 s; MNIST must be in
+# data/MNIST/raw). Results go to benchmarks/results/ (or $OUT/results when OUT is set, for
 # a remote machine whose outputs come back from $OUT), with a log of every command.
 #
 #   bash benchmarks/gpu_suite.sh a     # training throughput of every method + AIS (100 steps timed, scaled to 1000),

@@ -47,10 +47,10 @@ import torch.nn as nn
 from lib.data import BatchSampler, load_mnist
 from lib.models import build_method
 from lib.nets import decoder_net, make_trunk, mlp
-from lib.runs import env_info, resolve_device, write_json
+from lib.runs import env_info, write_json
 from lib.train import fit
 
-from benchmarks.throughput import sync
+from benchmarks.throughput import add_device_arguments, device_from_args, result_tag, sync
 
 X_SHAPE = (1, 28, 28)
 HIDDEN = (512, 512)
@@ -195,26 +195,19 @@ def time_pythae(pt: dict, pair: str, x: torch.Tensor, device: torch.device) -> f
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pairs", default=",".join(PAIRS), help=f"comma-separated, from {', '.join(PAIRS)}")
-    ap.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda")
-    ap.add_argument("--threads", type=int, help="torch CPU threads (default: AVAE_NUM_THREADS, else torch's default)")
+    add_device_arguments(ap)
     ap.add_argument("--images", type=int, help="training images per timed epoch, MLP pairs (default 10000; GPU 50000)")
     ap.add_argument("--conv-images", type=int, help="the same for the conv VAE (default 1000; GPU 50000)")
     ap.add_argument("--trials", type=int, default=3, help="alternating trials per side; the median is reported")
     ap.add_argument("--warmup", type=int, default=5, help="our warm-up iterations per trial")
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results"), help="folder for the JSON results")
     a = ap.parse_args(argv)
     pairs = [p.strip() for p in a.pairs.split(",") if p.strip()]
     if not pairs or any(p not in PAIRS for p in pairs):
         ap.error(f"--pairs {a.pairs!r}: use a comma-separated subset of {', '.join(PAIRS)}")
-    for opt in ("threads", "images", "conv_images", "trials", "warmup"):
+    for opt in ("images", "conv_images", "trials", "warmup"):
         if getattr(a, opt) is not None and getattr(a, opt) < 1:
             ap.error(f"--{opt.replace('_', '-')} must be >= 1")
-    try:
-        device = resolve_device(a.device)
-    except RuntimeError as e:
-        ap.error(str(e))
-    if a.threads:
-        torch.set_num_threads(a.threads)
+    device = device_from_args(ap, a)
     on_gpu = device.type == "cuda"
     images = {"mlp": a.images or (50_000 if on_gpu else 10_000), "conv": a.conv_images or (50_000 if on_gpu else 1_000)}
     for arch, n in images.items():
@@ -255,8 +248,7 @@ def main(argv=None) -> dict:
                            "images_per_s": "images_per_epoch / median seconds per epoch (one batch per iteration)"},
            "pairs": rows, "env": info,
            "command": " ".join(["python -m benchmarks.peer_pythae", *(sys.argv[1:] if argv is None else argv)])}
-    suffix = f"_{torch.get_num_threads()}t" if device.type == "cpu" else ""
-    path = Path(a.out) / f"peer_pythae_{device.type}{suffix}.json"
+    path = Path(a.out) / f"peer_pythae_{result_tag(device)}.json"
     write_json(path, out)
     table = pd.DataFrame([{"pair": r["pair"], "images/epoch": r["images_per_epoch"], "params ours": r["parameters_ours"],
                            "params pythae": r["parameters_pythae"], "ours s/epoch": r["median_seconds_ours"],

@@ -40,9 +40,9 @@ from lib.ais import evaluate_ais
 from lib.data import fixed_binarization, load_mnist
 from lib.models import build_method
 from lib.paths import NOTEBOOKS_DIR, REPRO_DIR
-from lib.runs import env_info, resolve_device, write_json
+from lib.runs import env_info, write_json
 
-from benchmarks.throughput import Case, sync, time_case
+from benchmarks.throughput import Case, add_device_arguments, device_from_args, result_tag, sync, time_case
 
 X_SHAPE = (1, 28, 28)
 EXPERIMENTS = ("12_avb_mnist", "21_asvae_mnist", "31_bavae_mnist", "41_avae_mnist", "90_eval_ais")
@@ -158,26 +158,19 @@ def ais_seconds_per_image_transition(model, x: torch.Tensor, steps: int, device:
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, ...")
-    ap.add_argument("--threads", type=int, help="torch CPU threads (default: AVAE_NUM_THREADS, else torch's default)")
+    add_device_arguments(ap)
     ap.add_argument("--seconds", type=float, default=10.0, help="training time box per model")
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--ais-images", type=int, help="images timed per AIS slice (default: 2048 on a GPU, 10 on a CPU)")
     ap.add_argument("--ais-steps", type=int, default=10, help="annealing steps timed per AIS slice (>= 2)")
     ap.add_argument("--only", help=f"comma-separated experiments, from {', '.join(EXPERIMENTS)}")
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
     a = ap.parse_args(argv)
     only = [e.strip() for e in a.only.split(",")] if a.only else list(EXPERIMENTS)
     if any(e not in EXPERIMENTS for e in only):
         ap.error(f"--only names unknown experiment(s) {sorted(set(only) - set(EXPERIMENTS))}; known: {EXPERIMENTS}")
     if a.ais_steps < 2 or a.seconds <= 0:
         ap.error("--ais-steps must be >= 2 and --seconds > 0")
-    try:
-        device = resolve_device(a.device)
-    except (RuntimeError, ValueError) as err:
-        ap.error(str(err))
-    if a.threads:
-        torch.set_num_threads(a.threads)
+    device = device_from_args(ap, a)
     ais_images = a.ais_images or (2048 if device.type == "cuda" else 10)
     mnist = load_mnist()
     train_x = mnist["train"].images.to(device)
@@ -204,14 +197,13 @@ def main(argv=None) -> dict:
                   f"AIS {ais_h:.2f} h ({n_seeds} seed(s))", flush=True)
     total = sum(r["total_h"] for r in table)
     info = env_info(device)
-    tag = device.type + (f"_{torch.get_num_threads()}t" if device.type == "cpu" else "")
     out = {"benchmark": "table_cost", "profile": "full", "rows": table, "total_h": total,
            "training_h": sum(r["training_h"] for r in table), "ais_h": sum(r["ais_h"] for r in table),
            "settings": {"seconds_per_model": a.seconds, "ais_images_timed": ais_images, "ais_steps_timed": a.ais_steps,
                         "experiments": only},
            "device": info["device_name"], "torch_threads": torch.get_num_threads(), "env": info,
            "command": " ".join(["python -m benchmarks.table_cost", *(sys.argv[1:] if argv is None else argv)])}
-    path = Path(a.out) / f"table_cost_{tag}.json"
+    path = Path(a.out) / f"table_cost_{result_tag(device)}.json"
     write_json(path, out)
     df = pd.DataFrame(table)[["experiment", "model", "seeds", "iterations", "iterations_per_s", "training_h", "ais_h",
                               "total_h"]]

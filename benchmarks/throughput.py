@@ -100,6 +100,36 @@ CASES: dict[str, Case] = {
 }
 
 
+RESULTS_DIR = Path(__file__).parent / "results"
+
+
+def add_device_arguments(ap: argparse.ArgumentParser) -> None:
+    """The options every benchmark shares: ``--device``, ``--threads`` and ``--out`` (read back by
+    :func:`device_from_args`)."""
+    ap.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:1, ...")
+    ap.add_argument("--threads", type=int, help="torch CPU threads (default: AVAE_NUM_THREADS, else torch's default)")
+    ap.add_argument("--out", default=str(RESULTS_DIR), help="folder for the JSON results")
+
+
+def device_from_args(ap: argparse.ArgumentParser, a: argparse.Namespace) -> torch.device:
+    """The device of ``--device`` with torch's thread count set from ``--threads``; exits through ``ap.error`` with
+    the reason for a thread count below 1 or a device that is absent or unknown."""
+    if a.threads is not None and a.threads < 1:
+        ap.error("--threads must be >= 1")
+    try:
+        device = resolve_device(a.device)
+    except (RuntimeError, ValueError) as err:
+        ap.error(str(err))
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    return device
+
+
+def result_tag(device: torch.device) -> str:
+    """``cuda``, or ``cpu_<N>t`` with the CPU thread count, so one- and two-thread runs keep separate files."""
+    return device.type + (f"_{torch.get_num_threads()}t" if device.type == "cpu" else "")
+
+
 def sync(device: torch.device) -> None:
     """Wait for the device's queued work (CUDA); a no-op on the CPU. Every timer in benchmarks/ brackets with it."""
     if device.type == "cuda":
@@ -193,8 +223,7 @@ def run_ais(device: torch.device, a: argparse.Namespace) -> dict:
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--methods", default=",".join(CASES), help=f"comma-separated, from {', '.join(CASES)}")
-    ap.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:1, ...")
-    ap.add_argument("--threads", type=int, help="torch CPU threads (default: AVAE_NUM_THREADS, else torch's default)")
+    add_device_arguments(ap)
     ap.add_argument("--iters", type=int, help="iterations timed per method (default: time-boxed by --seconds)")
     ap.add_argument("--seconds", type=float, default=15.0, help="time box per method when --iters is not given")
     ap.add_argument("--warmup", type=int, default=2, help="warm-up iterations before timing (after the FLOP count)")
@@ -207,25 +236,18 @@ def main(argv=None) -> dict:
     ap.add_argument("--ais-images", type=int, help="AIS test images (default: 2048 on GPU, 10 on CPU)")
     ap.add_argument("--ais-steps", type=int, help="AIS steps timed, scaled to 1000 (default: 1000 on GPU, 20 on CPU)")
     ap.add_argument("--ais-batch", type=int, help="AIS images per batch (default: all of them on GPU, up to 2048; 100 on CPU)")
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results"), help="folder for the JSON results")
     a = ap.parse_args(argv)
     methods = [m.strip() for m in a.methods.split(",") if m.strip()]
     unknown = [m for m in methods if m not in CASES]
     if unknown or not methods:
         ap.error(f"unknown method(s) {unknown}: use a comma-separated subset of {', '.join(CASES)}")
-    for opt in ("threads", "iters", "batch", "warmup", "ais_images", "ais_steps", "ais_batch"):
+    for opt in ("iters", "batch", "warmup", "ais_images", "ais_steps", "ais_batch"):
         if getattr(a, opt) is not None and getattr(a, opt) < 1:
             ap.error(f"--{opt.replace('_', '-')} must be >= 1")
     if a.seconds <= 0:
         ap.error("--seconds must be > 0")
     fit_kw = fit_options(a)
-    try:
-        device = resolve_device(a.device)
-    except RuntimeError as e:
-        ap.error(str(e))
-    if a.threads:
-        torch.set_num_threads(a.threads)
-
+    device = device_from_args(ap, a)
     train_x = load_mnist()["train"].images.to(device)
     peak = matmul_peak_gflops(device)
     rows = []
@@ -256,10 +278,8 @@ def main(argv=None) -> dict:
                            "% peak": 100 * r["fraction_of_matmul_peak"]} for r in rows])
     if a.ais:
         out["ais"] = run_ais(device, a)
-    suffix = f"_{torch.get_num_threads()}t" if device.type == "cpu" else ""
-    suffix += f"_compile-{a.compile}" if a.compile else ""
-    suffix += "_bf16" if a.bf16 else ""
-    path = Path(a.out) / f"throughput_{device.type}{suffix}.json"
+    suffix = (f"_compile-{a.compile}" if a.compile else "") + ("_bf16" if a.bf16 else "")
+    path = Path(a.out) / f"throughput_{result_tag(device)}{suffix}.json"
     write_json(path, out)
     print(f"\n{info['device_name']}, torch {torch.__version__}, float32 matmul peak {peak['gflops']:.1f} GFLOP/s "
           f"(n={peak['n']}); images/s count one batch per iteration, batches/it = batches one iteration draws")

@@ -65,10 +65,11 @@ def set_trainable(method: Method, player: str | None) -> None:
 
 def make_optimizers(method: Method, lr: dict[str, float], betas=(0.5, 0.999),
                     fused: bool | None = None) -> dict[str, torch.optim.Adam]:
-    """One Adam per player. lr: player -> learning rate. fused: torch's fused Adam kernel (one call per player
-    step instead of a loop over tensors; the same update up to float rounding, tested); None: fused where every
-    parameter is a float tensor on a CPU or CUDA device (on a 2-core CPU it makes the MLP VAE's step ~14 % faster).
-    raises ValueError if a player's lr is missing or unknown."""
+    """One Adam per player. lr: player -> learning rate. fused: True for torch's fused Adam kernel (one call per
+    player step; the same update as the reference loop up to float rounding, tested); False for torch's default
+    implementation (a loop over tensors on the CPU, ``foreach`` on CUDA); None: fused where every parameter is a
+    float tensor on a CPU or CUDA device (``benchmarks.fast_path_check`` times both).
+    returns: player -> Adam. raises ValueError if a player's lr is missing or unknown."""
     missing, unknown = set(method.players) - set(lr), set(lr) - set(method.players)
     if missing or unknown:
         raise ValueError(f"lr must name exactly the players {sorted(method.players)}; "
@@ -178,7 +179,8 @@ def fit(method: Method, sampler, *, steps: int, lr: dict[str, float], betas=(0.5
     ``fit_config.json``, ``fit_time.json`` (this call's iterations, wall seconds and device) and ``ckpt.pt`` go
     (None: nothing written; under torchrun give every rank the same folder: rank 0 writes, every rank reads the
     checkpoint when resuming). ckpt_every: iterations between checkpoints (the last iteration always checkpoints
-    when run_dir is set). resume: continue from ``run_dir/ckpt.pt`` (False: start afresh, dropping the folder's old metrics).
+    when run_dir is set). resume: continue from ``run_dir/ckpt.pt`` (False: start afresh, dropping the folder's
+    old metrics).
     progress: tqdm bar (default: on unless the ``CI`` variable is set).
     on_divergence: ``"raise"`` or ``"rollback"`` (restore the last checkpointed state -- the start if none yet --
     and scale the adversaries' learning rates by ``rollback_lr_factor``; all players' if the method has no
