@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The issue 7 GPU measurements in two parts with shortened settings meant for a short lease of one GPU (not yet run
+# The GPU measurements of our speed targets in two parts with shortened settings meant for a short lease of one GPU (not yet run
 # on one: their length is unmeasured; each command stops after STEP_TIMEOUT, default 420 s; MNIST must be in
 # data/MNIST/raw). Results go to benchmarks/results/ (or $OUT/results when OUT is set, for
 # a remote machine whose outputs come back from $OUT), with a log of every command.
