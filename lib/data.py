@@ -256,7 +256,12 @@ def binarize(grey: torch.Tensor, generator: torch.Generator | None = None) -> to
 
 
 def fixed_binarization(grey: torch.Tensor, seed: int = 0) -> torch.Tensor:
-    """One Bernoulli draw of ``grey`` with its own seeded generator: a repeatable evaluation set."""
+    """One Bernoulli draw of ``grey`` with its own seeded generator: a repeatable evaluation set.
+
+    grey: any shape, pixel probabilities in [0, 1] (e.g. MNIST test images (N, 1, 28, 28)). seed: the generator's
+    seed (the test set is binarised once with seed 0). returns: values in {0, 1}, same shape, dtype and device;
+    the global RNG is untouched. raises what :func:`binarize` raises for values outside [0, 1].
+    """
     g = torch.Generator(device=grey.device).manual_seed(seed)
     return binarize(grey, g)
 
@@ -269,6 +274,9 @@ class BatchSampler:
 
     data: (N, ...) tensor; returns batches of shape (batch_size, ...). transform: applied to each batch instead
     of binarisation (e.g. :func:`lib.evaluate.dequantize` for 8-bit images).
+    Every shuffle serves floor(N / batch_size) full batches: the last N mod batch_size rows of each permutation are
+    dropped for that epoch (a different set each epoch), so every batch has exactly batch_size rows.
+    raises ValueError if batch_size is not in [1, N], or if a transform is given with dynamic_binarization=True.
     """
 
     def __init__(self, data: torch.Tensor, batch_size: int, dynamic_binarization: bool = True, transform=None):
@@ -282,6 +290,8 @@ class BatchSampler:
         self.epoch = 0
 
     def next(self) -> torch.Tensor:
+        """The next batch: (batch_size, ...) on data's device; binarised, transformed or as stored. Starts a new
+        epoch (a fresh permutation from the global torch RNG) when fewer than batch_size rows remain."""
         if self.pos + self.batch_size > self.perm.numel():
             self.perm = torch.randperm(self.data.shape[0], device=self.data.device)
             self.pos, self.epoch = 0, self.epoch + 1
@@ -293,8 +303,13 @@ class BatchSampler:
         return binarize(batch) if self.dynamic else batch
 
     def state_dict(self) -> dict:
+        """{"perm": (N,) int64 on the CPU, "pos": rows served this epoch, "epoch"}: enough to resume the exact batch
+        order (checkpoints store it; the data themselves are not stored)."""
         return {"perm": self.perm.cpu(), "pos": self.pos, "epoch": self.epoch}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict`'s position, moving the permutation to data's device. The sampler must wrap the
+        same data (same N) as the one that was saved; the next epoch's permutation comes from the global torch RNG,
+        so restore that too for the same batches (lib.train's checkpoints store both)."""
         self.perm = state["perm"].to(self.data.device)
         self.pos, self.epoch = int(state["pos"]), int(state["epoch"])

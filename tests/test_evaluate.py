@@ -24,6 +24,37 @@ def test_quadrature_is_exact_for_a_linear_gaussian_style_integral():
     assert got.item() == pytest.approx(closed.item(), abs=1e-4)
 
 
+class LinearGaussianDecoder(torch.nn.Module):
+    """p(x|z) = N(x; W z + b, s^2 I) with a 2-D latent: log p(x) = log N(x; b, W W^T + s^2 I) in closed form."""
+
+    def __init__(self, dtype=torch.float64):
+        super().__init__()
+        g = torch.Generator().manual_seed(3)
+        self.W = torch.nn.Parameter(torch.randn(3, 2, generator=g, dtype=dtype))
+        self.b = torch.nn.Parameter(torch.randn(3, generator=g, dtype=dtype))
+        self.s = 0.7
+
+    def log_prob(self, x, z):
+        return D.Independent(D.Normal(z @ self.W.T + self.b, self.s), 1).log_prob(x)
+
+    def exact_log_px(self, x):
+        cov = self.W @ self.W.T + self.s**2 * torch.eye(3, dtype=self.W.dtype)
+        return D.MultivariateNormal(self.b, covariance_matrix=cov).log_prob(x)
+
+
+@pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-9), (torch.float32, 2e-4)])
+def test_quadrature_follows_the_decoder_dtype_and_matches_the_linear_gaussian_closed_form(dtype, tol):
+    dec = LinearGaussianDecoder(dtype)
+    x = torch.tensor([[0.3, -1.2, 2.0], [0.0, 0.0, 0.0]], dtype=dtype)
+    got = exact_log_px_2d(dec, x)
+    assert got.dtype == dtype
+    assert torch.allclose(got.double(), dec.exact_log_px(x).double(), atol=tol, rtol=0)
+    with pytest.raises(ValueError, match="n must be"):
+        exact_log_px_2d(dec, x, n=1)
+    with pytest.raises(ValueError, match="lim must be"):
+        exact_log_px_2d(dec, x, lim=0.0)
+
+
 # Plain AVB is left out on purpose: an *untrained* implicit encoder's fitted Gaussian is ~10x narrower
 # than the posterior, the importance weights are then heavy-tailed and single IWAE estimates can land
 # above log p(x). Notebook 11 checks IWAE against the exact value for a *trained* AVB.
