@@ -21,9 +21,9 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
+from lib import registry
 from lib.ais import evaluate_ais
 from lib.data import fixed_binarization, load_mnist
-from lib.models import build_method
 from lib.runs import env_info, resolve_device, write_json
 
 PAPER_STEPS, PAPER_CHAINS, PAPER_LEAPFROG = 1000, 5, 10
@@ -72,7 +72,7 @@ def main(argv=None) -> dict:
         ap.error("--images and --batch must be >= 1 and --steps >= 2")
     device = resolve_device(a.device)
     torch.manual_seed(0)
-    model = build_method("avb", x_shape=(1, 28, 28), z_dim=a.z_dim, arch=a.arch, hidden=(512, 512)).to(device)
+    model = registry.build("avb", x_shape=(1, 28, 28), z_dim=a.z_dim, arch=a.arch, hidden=(512, 512)).to(device)
     x = fixed_binarization(load_mnist()["test"].images[: a.images], seed=0).to(device)
     evaluate_ais(model, x[: min(a.batch, a.images)], batch_size=a.batch, n_steps=3, n_chains=PAPER_CHAINS,
                  progress=False)  # warm-up (kernels, allocator)

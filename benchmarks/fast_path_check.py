@@ -25,9 +25,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from lib import registry
 from lib.data import BatchSampler, fixed_binarization, load_mnist
 from lib.evaluate import evaluate_elbo
-from lib.models import build_method
 from lib.runs import env_info, resolve_device, seed_everything, write_json
 from lib.train import fit
 
@@ -40,7 +40,7 @@ LR = {"vae": {"model": 1e-3}, "avb": {"primal": 3e-4, "adversary": 6e-4}}  # not
 
 def train_and_score(method: str, flags: dict, seed: int, steps: int, device, x_train, x_test) -> dict:
     seed_everything(seed)
-    model = build_method(method, x_shape=(1, 28, 28), z_dim=8, arch="mlp", hidden=(512, 512)).to(device)
+    model = registry.build(method, x_shape=(1, 28, 28), z_dim=8, arch="mlp", hidden=(512, 512)).to(device)
     sampler = BatchSampler(x_train, 100)
     sync(device)
     t0 = time.perf_counter()

@@ -44,8 +44,8 @@ import pandas as pd
 import torch
 import torch.nn as nn
 
+from lib import registry
 from lib.data import BatchSampler, load_mnist
-from lib.models import build_method
 from lib.nets import decoder_net, make_trunk, mlp
 from lib.runs import env_info, write_json
 from lib.train import fit
@@ -130,9 +130,9 @@ def n_params(module: nn.Module) -> int:
 
 def ours_model(pair: str) -> nn.Module:
     if pair == "aae_avb":
-        return build_method("avb", x_shape=X_SHAPE, z_dim=Z_DIM, arch="mlp", hidden=HIDDEN, noise_dim=32,
-                            adversary_hidden=HIDDEN, adversary_kind="concat")
-    return build_method("vae", x_shape=X_SHAPE, z_dim=Z_DIM, arch=pair.split("_")[1], hidden=HIDDEN)
+        return registry.build("avb", x_shape=X_SHAPE, z_dim=Z_DIM, arch="mlp", hidden=HIDDEN, noise_dim=32,
+                              adversary_hidden=HIDDEN, adversary_kind="concat")
+    return registry.build("vae", x_shape=X_SHAPE, z_dim=Z_DIM, arch=pair.split("_")[1], hidden=HIDDEN)
 
 
 def pythae_model(pt: dict, pair: str) -> nn.Module:

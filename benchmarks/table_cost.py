@@ -35,10 +35,9 @@ import pandas as pd
 import torch
 import yaml
 
-from lib import gans
+from lib import registry
 from lib.ais import evaluate_ais
 from lib.data import fixed_binarization, load_mnist
-from lib.models import build_method
 from lib.paths import NOTEBOOKS_DIR, REPRO_DIR
 from lib.runs import env_info, write_json
 
@@ -106,7 +105,7 @@ def rows(experiment: str) -> list[dict]:
     if experiment == "12_avb_mnist":
         for name in models:
             method, z = name.split("-")
-            add(name, lambda method=method, z=z: build_method(
+            add(name, lambda method=method, z=z: registry.build(
                     method, x_shape=X_SHAPE, z_dim=int(z), arch=s["arch"], hidden=s["hidden"], noise_dim=s["noise_dim"],
                     adversary_hidden=s["adversary_hidden"], adversary_kind=s["adversary_kind"],
                     adversary_steps=s["adversary_steps"]),
@@ -115,7 +114,7 @@ def rows(experiment: str) -> list[dict]:
                 s["batch_size"], True, s["steps"], [(s["n_test_ais"], s["ais_steps"], 1)])
     elif experiment == "21_asvae_mnist":
         for name in models:
-            add(name, lambda name=name: build_method(
+            add(name, lambda name=name: registry.build(
                     name, x_shape=X_SHAPE, z_dim=s["z_dim"], arch=s["arch"], hidden=s["hidden"],
                     adversary_hidden=s["adversary_hidden"], adversary_steps=s["discriminator_steps"], n_flows=s["n_flows"]),
                 lambda m: {"primal": s["lr_primal"], "discriminators": s["lr_discriminators"]},
@@ -123,7 +122,7 @@ def rows(experiment: str) -> list[dict]:
     elif experiment == "31_bavae_mnist":
         for name in models:
             kw = dict(likelihood="gaussian", decoder_std=s["decoder_std"]) if name == "vae" else dict(t_max=s["t_max"])
-            add(name, lambda name=name, kw=kw: build_method(
+            add(name, lambda name=name, kw=kw: registry.build(
                     name, x_shape=X_SHAPE, z_dim=s["z_dim"], arch=s["arch"], hidden=s["hidden"],
                     adversary_hidden=s["adversary_hidden"], noise_dim=s["noise_dim"],
                     decoder_noise_dim=s["decoder_noise_dim"], **kw),
@@ -132,11 +131,12 @@ def rows(experiment: str) -> list[dict]:
                 s["batch_size"], False, s["steps"], [])
     elif experiment == "41_avae_mnist":
         for name in models:
-            add(name, lambda name=name: gans.build(name, X_SHAPE, z_dim=s["z_dim"], width=s["width"],
+            add(name, lambda name=name: registry.build({"vae": "dcgan_vae", "gan": "dcgan"}.get(name, name),
+                                                       x_shape=X_SHAPE, z_dim=s["z_dim"], width=s["width"],
                                                    noise_dim=s["noise_dim"], **s["OPTIONS"][name]),
                 lambda m: {pl: s["lr"] for pl in m.players}, s["batch_size"], False, s["steps"], [])
     elif experiment == "90_eval_ais":
-        add("vae", lambda: build_method("vae", x_shape=X_SHAPE, z_dim=s["z_dim"], arch="mlp", hidden=s["vae_hidden"]),
+        add("vae", lambda: registry.build("vae", x_shape=X_SHAPE, z_dim=s["z_dim"], arch="mlp", hidden=s["vae_hidden"]),
             lambda m: {"model": s["lr"]}, s["batch_size"], True, s["vae_steps"],
             [(s["test_images"], t, 1) for t in s["ais_steps"]] + [(s["bdmc_images"], t, 2) for t in s["bdmc_steps"]])
     else:

@@ -9,8 +9,8 @@ synchronised before and after). Methods and their settings (see ``CASES``):
   avb_conv  AVB, conv encoder with noise at every layer, inner-product adversary 3x1024, z 8, batch 128 (notebook 12)
   asvae     AS-VAE, 784-512-512 MLPs, 80 planar flows, discriminators 2x1024, z 32, batch 100 (notebook 21, full)
   bavae     BAVAE, conv encoder/implicit conv decoder, discriminators 2x1024, z 8, batch 100 (notebook 31, full)
-  avae      AVAE, DCGAN width 64, z 100, batch 64 (notebook 41, full; lib.gans.build)
-  gan       GAN (DCGAN), width 64, z 100, batch 64 (notebook 41, full; lib.gans.build)
+  avae      AVAE, DCGAN width 64, z 100, batch 64 (notebook 41, full; lib.registry)
+  gan       GAN (DCGAN), width 64, z 100, batch 64 (notebook 41, full; lib.registry)
 
 Numbers (per method):
   iterations/s          calls of the loop body of ``fit``: every player of ``method.schedule`` steps, k times each,
@@ -45,9 +45,8 @@ import pandas as pd
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from lib import gans
+from lib import registry
 from lib.data import BatchSampler, load_mnist
-from lib.models import build_method
 from lib.runs import env_info, resolve_device, write_json
 from lib.train import COMPILE_MODES, fit
 
@@ -68,34 +67,34 @@ class Case:
 
 
 def _avb_full(method: str, **kw):
-    return build_method(method, x_shape=X_SHAPE, z_dim=8, arch="conv", hidden=(512, 512), noise_dim=32,
-                        adversary_hidden=(1024, 1024, 1024), adversary_kind="inner", **kw)
+    return registry.build(method, x_shape=X_SHAPE, z_dim=8, arch="conv", hidden=(512, 512), noise_dim=32,
+                          adversary_hidden=(1024, 1024, 1024), adversary_kind="inner", **kw)
 
 
 def _gans(method: str, **options):
-    return gans.build(method, X_SHAPE, z_dim=100, width=64, noise_dim=16, **options)
+    return registry.build(method, x_shape=X_SHAPE, z_dim=100, width=64, noise_dim=16, **options)
 
 
 CASES: dict[str, Case] = {
     "vae_mlp": Case("VAE (MLP 784-512-512, z 8)",
-                    lambda: build_method("vae", x_shape=X_SHAPE, z_dim=8, arch="mlp", hidden=(512, 512)),
+                    lambda: registry.build("vae", x_shape=X_SHAPE, z_dim=8, arch="mlp", hidden=(512, 512)),
                     lambda m: {"model": 1e-3}, 100, True, {"notebook": "12 (quick architecture)"}),
     "vae_conv": Case("VAE (AVB conv, z 8)", lambda: _avb_full("vae"),
                      lambda m: {"model": 5e-5}, 128, True, {"notebook": "12 full"}),
     "avb_conv": Case("AVB (conv, inner adversary 3x1024, z 8)", lambda: _avb_full("avb", adversary_steps=1),
                      lambda m: {"primal": 5e-5, "adversary": 1e-4}, 128, True, {"notebook": "12 full"}),
     "asvae": Case("AS-VAE (MLP 512-512, 80 planar flows, z 32)",
-                  lambda: build_method("asvae", x_shape=X_SHAPE, z_dim=32, arch="mlp", hidden=(512, 512),
-                                       adversary_hidden=(1024, 1024), n_flows=80, adversary_steps=1),
+                  lambda: registry.build("asvae", x_shape=X_SHAPE, z_dim=32, arch="mlp", hidden=(512, 512),
+                                         adversary_hidden=(1024, 1024), n_flows=80, adversary_steps=1),
                   lambda m: {"primal": 1e-4, "discriminators": 1e-4}, 100, True, {"notebook": "21 full"}),
     "bavae": Case("BAVAE (conv, discriminators 2x1024, z 8)",
-                  lambda: build_method("bavae", x_shape=X_SHAPE, z_dim=8, arch="conv", hidden=(256, 256),
-                                       adversary_hidden=(1024, 1024), noise_dim=16, decoder_noise_dim=16, t_max=10.0),
+                  lambda: registry.build("bavae", x_shape=X_SHAPE, z_dim=8, arch="conv", hidden=(256, 256),
+                                         adversary_hidden=(1024, 1024), noise_dim=16, decoder_noise_dim=16, t_max=10.0),
                   lambda m: {"primal": 3e-4, "discriminators": 6e-4}, 100, False, {"notebook": "31 full"}),
     "avae": Case("AVAE (DCGAN width 64, z 100)",
                  lambda: _gans("avae", beta=1 / 16, lz_weight=1.0, lz_variant="slides"),
                  lambda m: {p: 2e-4 for p in m.players}, 64, False, {"notebook": "41 full"}),
-    "gan": Case("GAN (DCGAN width 64, z 100)", lambda: _gans("gan"),
+    "gan": Case("GAN (DCGAN width 64, z 100)", lambda: _gans("dcgan"),
                 lambda m: {p: 2e-4 for p in m.players}, 64, False, {"notebook": "41 full"}),
 }
 

@@ -33,7 +33,7 @@ import torch
 import torch.distributions as D
 from tqdm.auto import tqdm
 
-from .evaluate import _check_positive, check_eval_data, mean_sem, proposal
+from .evaluate import _check_positive, check_eval_data, mean_sem
 from .method import Method
 from .nets import standard_normal_prior
 
@@ -384,7 +384,8 @@ def evaluate_ais(method: Method, x: torch.Tensor, batch_size: int = 100, start: 
     """AIS log p(x) of a trained method over an evaluation set x (N, *x_shape), in batches.
 
     start: ``"posterior"`` (AVB's protocol: a diagonal Gaussian fitted to posterior samples, or the
-    encoder's own Gaussian; :func:`lib.evaluate.proposal` with ``n_fit``, ``std_scale``) or ``"prior"``.
+    encoder's own Gaussian: the encoder's :meth:`~lib.nets.AmortisedEncoder.gaussian_proposal` with ``n_fit``,
+    ``std_scale``, as :func:`lib.evaluate.proposal`) or ``"prior"``.
     kw: passed to :func:`ais_log_px` (n_steps, n_chains, n_leapfrog, ...).
     returns: {"value": mean nats, "sem", "n", "log_px" (N,) on the CPU, "accept_rate", "step_size",
     "implementation", and the AIS settings}.
@@ -399,7 +400,7 @@ def evaluate_ais(method: Method, x: torch.Tensor, batch_size: int = 100, start: 
     vals, acc, steps, out = [], [], [], {}
     for i in range(0, x.shape[0], batch_size):
         xb = x[i:i + batch_size]
-        r = proposal(method, xb, n_fit=n_fit, std_scale=std_scale) if start == "posterior" else None
+        r = method.encoder.gaussian_proposal(xb, n_fit=n_fit, std_scale=std_scale) if start == "posterior" else None
         out = ais_log_px(method.decoder.log_prob, xb, method.z_dim, start=r, prior=method.prior(xb.device), **kw)
         vals.append(out["log_px"].cpu())
         acc.append(out["accept_rate"] * xb.shape[0])

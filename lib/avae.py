@@ -3,9 +3,9 @@
 AVAE keeps a VAE (encoder E with mean mu_e(x) and a *data-independent* standard deviation sigma_e, a (Z,) vector;
 decoder Dec trained by the VAE loss only) and adds a generator G(z, xi) and a discriminator C (REFERENCE.md Sec. 4):
 
-    L_E = beta KL(N(mu_e(x), sigma_e^2) || N(0, I)) + 1/2 ||x - Dec(z)||^2          (:func:`vae_loss`)
+    L_E = beta KL(N(mu_e(x), sigma_e^2) || N(0, I)) + 1/2 ||x - Dec(z)||^2          (:func:`lib.losses.vae_loss`)
     L_G = adversarial term on C(G(z, xi)) + L_Z(G(z, xi))                            (:func:`generator_loss`)
-    L_C = BCE(C(x), 1) + BCE(C(G), 0)                                                (:func:`lib.asvae.discriminator_loss`)
+    L_C = BCE(C(x), 1) + BCE(C(G), 0)                                   (:func:`lib.losses.discriminator_loss`)
 
 The *latent reconstruction loss* L_Z replaces the pixel MSE, whose optimum E[x|z] averages plausible images (blur).
 Slides, Eq. 4, with f(x_hat) = mu_e(x_hat)/sigma_e and g(x) = sqrt(1 - sigma_e^2) z / sigma_e:
@@ -15,18 +15,19 @@ Slides, Eq. 4, with f(x_hat) = mu_e(x_hat)/sigma_e and g(x) = sqrt(1 - sigma_e^2
 whose optimum mu_e(x_hat*(z)) = sqrt(1 - sigma_e^2) z has the law N(0, I - diag sigma_e^2) of mu_e(x) for x ~ data
 whenever the aggregated posterior equals the prior (notebook 40, Sec. 2), so it does not contradict the GAN's optimum.
 The authors' released code uses another form (``variant="code"``; see :func:`latent_reconstruction_loss`).
-The model, :class:`AVAE`, plays these losses on the DCGAN networks of :mod:`lib.gan_nets`.
+The model, :class:`AVAE`, plays these losses on the DCGAN networks of :mod:`lib.gan_nets`; it is registered as
+``"avae"`` (:mod:`lib.registry`, family ``"dcgan"``, beside the baselines of :mod:`lib.gan_baselines`).
 """
 from __future__ import annotations
 
 import torch
-import torch.distributions as D
 import torch.nn.functional as F
 
-from .asvae import discriminator_loss
 from .gan_nets import Discriminator, Encoder, Generator, eval_mode
+from .losses import discriminator_loss, gaussian_kl, vae_loss
 from .method import Method
-from .nets import check_method_batch, standard_normal_prior
+from .nets import check_method_batch
+from .registry import register
 
 L_Z_VARIANTS = ("slides", "code")
 
@@ -68,42 +69,14 @@ def latent_reconstruction_loss(mu_e_xhat: torch.Tensor, z: torch.Tensor, log_sig
     return 0.5 * (w * (mu_e_xhat - z).pow(2)).sum(1)
 
 
-def gaussian_kl(mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, diag sigma^2) || N(0, I)) per example, analytic (``torch.distributions``): (B,) nats.
-    mu: (B, Z); sigma: (B, Z) or (Z,) standard deviations. raises ValueError for other shapes."""
-    if mu.dim() != 2 or sigma.shape not in (mu.shape, mu.shape[1:]):
-        raise ValueError(f"gaussian_kl needs mu (B, Z) and sigma (B, Z) or (Z,), got {tuple(mu.shape)} and "
-                         f"{tuple(sigma.shape)}")
-    q = D.Normal(mu, sigma.expand_as(mu), validate_args=False)
-    return D.kl_divergence(q, D.Normal(torch.zeros_like(mu), torch.ones_like(mu), validate_args=False)).sum(1)
-
-
-def vae_loss(x: torch.Tensor, x_rec: torch.Tensor, mu: torch.Tensor, log_sigma_e: torch.Tensor,
-             beta: float = 1.0) -> torch.Tensor:
-    """AVAE's encoder/decoder loss L_E = beta KL(N(mu, sigma_e^2) || N(0, I)) + 1/2 ||x - x_rec||^2, per example.
-
-    x, x_rec: (B, *x_shape) data and decoder output Dec(z) at z ~ q(z|x) (reparameterised); mu: (B, Z) encoder means;
-    log_sigma_e: (Z,) (or (B, Z)) log standard deviations. The KL is analytic,
-    1/2 sum_j (mu_j^2 + sigma_j^2 - 1 - 2 log sigma_j) (Kingma & Welling 2014, App. B); the squared error is summed
-    over all dimensions (a Gaussian likelihood of unit variance up to a constant, in nats). beta: the KL weight of the
-    reference notes' L_E (beta = 1: the negative ELBO up to a constant). returns: (B,).
-    raises ValueError if beta < 0 or x and x_rec differ in shape.
-    """
-    if beta < 0:
-        raise ValueError(f"beta must be >= 0, got {beta}")
-    if x.shape != x_rec.shape:
-        raise ValueError(f"x and x_rec must have the same shape, got {tuple(x.shape)} and {tuple(x_rec.shape)}")
-    return beta * gaussian_kl(mu, log_sigma_e.exp()) + 0.5 * (x - x_rec).flatten(1).pow(2).sum(1)
-
-
 def generator_loss(c_fake: torch.Tensor, mu_e_xhat: torch.Tensor, z: torch.Tensor, log_sigma_e: torch.Tensor,
                    weight: float = 1.0, variant: str = "slides") -> torch.Tensor:
     """AVAE's generator loss, per example: softplus(-C(G(z, xi))) + weight * L_Z(G(z, xi)).
 
     c_fake: (B,) discriminator logits on the generated images; the adversarial term is the non-saturating
     -log sigmoid(C) (Goodfellow et al. 2014), paired with the logistic discriminator loss BCE(C(x), 1) + BCE(C(G), 0)
-    (:func:`lib.asvae.discriminator_loss`). The reference notes write "-C(G(z, xi))"; whether the released code uses the
-    raw logit or -log sigmoid is not recorded, and this is our choice. mu_e_xhat, z, log_sigma_e, variant: as in
+    (:func:`lib.losses.discriminator_loss`). The reference notes write "-C(G(z, xi))"; whether the released code uses
+    the raw logit or -log sigmoid is not recorded, and this is our choice. mu_e_xhat, z, log_sigma_e, variant: as in
     :func:`latent_reconstruction_loss`. weight: >= 0, the weight of L_Z. returns: (B,).
     raises ValueError for weight < 0, c_fake not (B,), and whatever :func:`latent_reconstruction_loss` raises.
     """
@@ -126,8 +99,10 @@ class AVAE(Method):
 
     Players, stepped in this order each iteration (each on a fresh batch, others frozen by :func:`lib.train.fit`):
 
-    * ``"vae"`` (encoder, decoder): L_E = beta KL + 1/2 ||x - Dec(z)||^2, z = mu_e(x) + sigma_e eps (:func:`vae_loss`);
-    * ``"discriminator"``: L_C = BCE(C(x), 1) + BCE(C(G(z, xi)), 0), z ~ N(0, I) (:func:`lib.asvae.discriminator_loss`);
+    * ``"vae"`` (encoder, decoder): L_E = beta KL + 1/2 ||x - Dec(z)||^2, z = mu_e(x) + sigma_e eps
+      (:func:`lib.losses.vae_loss`);
+    * ``"discriminator"``: L_C = BCE(C(x), 1) + BCE(C(G(z, xi)), 0), z ~ N(0, I)
+      (:func:`lib.losses.discriminator_loss`);
     * ``"generator"``: L_G = -log sigmoid C(G(z, xi)) + lz_weight * L_Z(G(z, xi)), z ~ N(0, I) (:func:`generator_loss`),
       with mu_e and sigma_e of the *current* encoder: the encoder's parameters are frozen during this step, but
       gradients flow through it to G. The encoder runs in eval mode here (batch norm on the running statistics of
@@ -143,6 +118,7 @@ class AVAE(Method):
     """
 
     players = {"vae": ("encoder", "decoder"), "discriminator": ("discriminator",), "generator": ("generator",)}
+    critic_players = ("discriminator",)
 
     def __init__(self, encoder: Encoder, decoder: Generator, generator: Generator, discriminator: Discriminator,
                  beta: float = 1.0, lz_weight: float = 1.0, lz_variant: str = "slides"):
@@ -163,13 +139,6 @@ class AVAE(Method):
             raise ValueError(f"unknown L_Z variant {lz_variant!r}: use one of {L_Z_VARIANTS}")
         self.encoder, self.decoder, self.generator, self.discriminator = encoder, decoder, generator, discriminator
         self.z_dim, self.beta, self.lz_weight, self.lz_variant = encoder.z_dim, float(beta), float(lz_weight), lz_variant
-
-    def prior(self, device=None) -> D.Independent:
-        return standard_normal_prior(self.z_dim, device or next(self.parameters()).device)
-
-    def draw_z(self, n: int, device=None) -> torch.Tensor:
-        """n codes z ~ N(0, I): (n, Z)."""
-        return self.prior(device).sample((n,))
 
     def generator_terms(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
         """The generator step's terms at given codes z (B, Z), differentiable in G (and through the encoder):
@@ -224,3 +193,12 @@ class AVAE(Method):
     def reconstruct_vae(self, x: torch.Tensor, use_mean: bool = False) -> torch.Tensor:
         """The VAE decoder's reconstructions Dec(mu_e(x) + sigma_e eps) (``use_mean``: Dec(mu_e(x))): (B, *x_shape)."""
         return self.decoder(self.encode(x, use_mean))
+
+
+@register("avae", family="dcgan", summary="AVAE: VAE + GAN coupled by the latent reconstruction loss L_Z")
+def build_avae(*, x_shape, z_dim: int, width: int = 64, noise_dim: int = 16, **options) -> AVAE:
+    """:class:`AVAE` on DCGAN networks of one ``width`` (as its baselines, :mod:`lib.gan_baselines`); noise_dim: the
+    size of the generator's xi (our choice, the notes give none); options: ``beta``, ``lz_weight``, ``lz_variant``.
+    Built in this order: a ``"shared_sigma"`` encoder, the VAE decoder, the generator G(z, xi), the discriminator."""
+    return AVAE(Encoder(x_shape, z_dim, width, "shared_sigma"), Generator(z_dim, x_shape, 0, width),
+                Generator(z_dim, x_shape, noise_dim, width), Discriminator(x_shape, width), **options)

@@ -14,15 +14,21 @@ per-example T -- a known bug of several re-implementations.
 Adaptive contrast (Sec. 4): contrast q_phi with r_alpha(z|x) = N(mu(x), diag sigma(x)^2) of matching
 moments; T sees z~ = (z - mu)/sigma against N(0, I), and the KL estimate is
 T(x, z~) + log r_alpha(z|x) - log p(z), with optimum T*_AC = log q_phi(z|x) - log r_alpha(z|x).
+
+Registered as ``"avb"`` and ``"avb_ac"`` (:mod:`lib.registry`, family ``"nets"``).
 """
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.distributions as D
 import torch.nn.functional as F
 
-from .method import Method
-from .nets import Adversary, BernoulliDecoder, MomentEncoder, check_method_batch, standard_normal_prior
+from .method import EncoderDecoderMethod
+from .nets import (Adversary, BernoulliDecoder, ImplicitEncoder, MomentEncoder, check_method_batch, explicit_decoder,
+                   make_trunk, nets_options)
+from .registry import register
 
 
 def adversary_loss(t_posterior: torch.Tensor, t_prior: torch.Tensor) -> torch.Tensor:
@@ -35,7 +41,7 @@ def adversary_loss(t_posterior: torch.Tensor, t_prior: torch.Tensor) -> torch.Te
     return F.softplus(-t_posterior).mean() + F.softplus(t_prior).mean()
 
 
-class AVB(Method):
+class AVB(EncoderDecoderMethod):
     """AVB, optionally with adaptive contrast.
 
     encoder: :class:`~lib.nets.ImplicitEncoder` (plain AVB) or :class:`~lib.nets.MomentEncoder`
@@ -45,6 +51,8 @@ class AVB(Method):
     """
 
     players = {"adversary": ("adversary",), "primal": ("encoder", "decoder")}
+    critic_players = ("adversary",)
+    elbo_implementation = "ELBO, KL estimated by the adversary T"
 
     def __init__(self, encoder, decoder: BernoulliDecoder, adversary: Adversary,
                  adaptive_contrast: bool = False, adversary_steps: int = 1):
@@ -59,9 +67,6 @@ class AVB(Method):
     @property
     def schedule(self):
         return [("adversary", self.adversary_steps), ("primal", 1)]
-
-    def prior(self, device=None) -> D.Independent:
-        return standard_normal_prior(self.z_dim, device or next(self.parameters()).device)
 
     def codes(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Posterior codes for x (B, *x_shape): ``z`` (B, Z), the adversary's input ``z_adv`` (z itself,
@@ -105,5 +110,28 @@ class AVB(Method):
             return {"loss": -t["elbo"].mean(), **{k: v.mean().detach() for k, v in t.items()}}
         self.player_parameters(player)  # raises KeyError naming the players
 
-    def sample_posterior(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encoder.sample(x)
+
+def _build(name: str, x_shape, z_dim: int, options: dict) -> AVB:
+    o = nets_options(name, options)
+    decoder = explicit_decoder(z_dim, x_shape, o)
+    if name == "avb":
+        encoder = ImplicitEncoder(make_trunk(o.arch, x_shape, o.hidden, o.act, noise_dim=o.noise_dim), z_dim)
+    else:
+        encoder = MomentEncoder(make_trunk(o.arch, x_shape, o.hidden, o.act), z_dim, n_basis=o.n_basis,
+                                noise_dim=o.noise_dim)
+    adversary = Adversary(math.prod(x_shape), z_dim, o.adversary_hidden, o.act, kind=o.adversary_kind)
+    return AVB(encoder, decoder, adversary, adaptive_contrast=(name == "avb_ac"), adversary_steps=o.adversary_steps)
+
+
+@register("avb", family="nets", summary="AVB: implicit encoder (noise at the input / each conv layer), adversary T")
+def build_avb(*, x_shape, z_dim: int, **options) -> AVB:
+    """AVB of :data:`lib.nets.NETS_OPTIONS` (arch, hidden, act, noise_dim, adversary_hidden, adversary_kind,
+    adversary_steps; Bernoulli likelihood): the decoder, the implicit encoder (trunk, head), the adversary."""
+    return _build("avb", x_shape, z_dim, options)
+
+
+@register("avb_ac", family="nets", summary="AVB with adaptive contrast: moment-tractable encoder")
+def build_avb_ac(*, x_shape, z_dim: int, **options) -> AVB:
+    """AVB + AC of :data:`lib.nets.NETS_OPTIONS` (as ``"avb"``, and n_basis): the decoder, the moment encoder
+    (trunk, head, noise networks), the adversary."""
+    return _build("avb_ac", x_shape, z_dim, options)

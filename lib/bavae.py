@@ -4,7 +4,7 @@ The paper has no experiments and its released code is an unfinished stub; this m
 text (REFERENCE.md Sec. 3). Both games use the f-GAN variational bound of the KL divergence
 (Nowozin et al. 2016, f(u) = u log u, conjugate f*(t) = e^{t-1}):
 
-    KL(P || Q) = max_T  E_P T - E_Q e^{T - 1},   optimum T* = 1 + log P/Q        (:func:`kl_fgan_objective`)
+    KL(P || Q) = max_T  E_P T - E_Q e^{T - 1},   optimum T* = 1 + log P/Q   (:func:`lib.losses.kl_fgan_objective`)
 
 * inference game (reverse KL, replaces the Gaussian posterior), T_psi(x, z):
   V_I = E_{q(x)} [E_{q_phi(z|x)} T - E_{p(z)} e^{T - 1}],  T* = 1 + log q_phi(z|x) - log p(z),
@@ -25,39 +25,21 @@ E_{q(x)} KL(q_phi(z|x) || p(z)) - I_q(x; z) = KL(q_phi(z) || p(z)), the ELBO is 
 - KL(q_phi(z) || p(z)), and the encoder plays the generative game plus a third KL game on codes alone,
 V_M = E_{q_phi(z)} S(z) - E_{p(z)} e^{S(z) - 1} with S* = 1 + log q_phi(z) - log p(z); T_psi is still trained
 and reports E KL(q_phi(z|x) || p(z)), but the encoder's gradient does not use it.
+
+Registered as ``"bavae"`` and ``"bavae_h"`` (:mod:`lib.registry`, family ``"nets"``).
 """
 from __future__ import annotations
 
+import math
+
 import torch
-import torch.distributions as D
 import torch.nn.functional as F
 
-from .method import Method
-from .nets import check_method_batch, standard_normal_prior
-
-
-def _check_weights(t: torch.Tensor, w: torch.Tensor | None, t_name: str, w_name: str) -> None:
-    if w is not None and w.shape != t.shape:
-        raise ValueError(f"{w_name} must have the shape of {t_name}, {tuple(t.shape)}, got {tuple(w.shape)}")
-
-
-def kl_fgan_objective(t_p: torch.Tensor, t_q: torch.Tensor, w_p: torch.Tensor | None = None,
-                      w_q: torch.Tensor | None = None) -> torch.Tensor:
-    """The f-GAN variational lower bound on KL(P || Q): E_P T - E_Q e^{T - 1} (Nowozin et al. 2016, Eq. 4 with
-    f(u) = u log u; Fickinger 2019, Eqs. 6 and 14).
-
-    t_p: (N,) T on samples (or support points) of P; t_q: (M,) T on samples of Q. w_p, w_q: optional weights, e.g.
-    exact probabilities of a discrete toy or quadrature weights (each should sum to 1); without them the means
-    are used. returns: scalar in nats. Its maximiser over T is T* = 1 + log P/Q, where it equals KL(P || Q);
-    any other T gives less. Keep T bounded above (:func:`bounded`) wherever P/Q may be unbounded.
-    raises ValueError if a weight tensor's shape differs from its T's (it would broadcast silently).
-    """
-    _check_weights(t_p, w_p, "t_p", "w_p")
-    _check_weights(t_q, w_q, "t_q", "w_q")
-    e = torch.exp(t_q - 1)
-    ep = t_p.mean() if w_p is None else (w_p * t_p).sum()
-    eq = e.mean() if w_q is None else (w_q * e).sum()
-    return ep - eq
+from .losses import kl_fgan_objective
+from .method import EncoderDecoderMethod
+from .nets import (Adversary, CodeDiscriminator, ImplicitDecoder, ImplicitEncoder, check_method_batch, make_trunk,
+                   nets_options)
+from .registry import register
 
 
 def bounded(v: torch.Tensor, t_max: float) -> torch.Tensor:
@@ -70,7 +52,7 @@ def bounded(v: torch.Tensor, t_max: float) -> torch.Tensor:
     return t_max - F.softplus(t_max - v)
 
 
-class BAVAE(Method):
+class BAVAE(EncoderDecoderMethod):
     """The Biadversarial VAE.
 
     encoder: implicit z = f_phi(x, eps), with ``sample(x)`` (e.g. :class:`~lib.nets.ImplicitEncoder`).
@@ -87,6 +69,7 @@ class BAVAE(Method):
     """
 
     players = {"discriminators": ("T_psi", "D_omega"), "primal": ("encoder", "decoder")}
+    critic_players = ("discriminators",)
     ENTROPY = ("dropped", "restored")
 
     GENERATOR_LOSS = ("minimax", "nonsaturating")
@@ -114,9 +97,6 @@ class BAVAE(Method):
     @property
     def schedule(self):
         return [("discriminators", self.discriminator_steps), ("primal", 1)]
-
-    def prior(self, device=None) -> D.Independent:
-        return standard_normal_prior(self.z_dim, device or next(self.parameters()).device)
 
     def T(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """Inference discriminator, bounded: (B,)."""
@@ -169,10 +149,31 @@ class BAVAE(Method):
             return {"loss": loss, **{k: t.detach() for k, t in v.items()}}
         self.player_parameters(player)  # raises KeyError naming the players
 
-    def sample_posterior(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encoder.sample(x)
 
-    @torch.no_grad()
-    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        """One decoder sample x ~ p_theta(x | z), z ~ q_phi(z|x): (B, *x_shape) (an implicit decoder has no mean image)."""
-        return self.decoder.sample(self.encoder.sample(x))
+def _build(name: str, x_shape, z_dim: int, options: dict) -> BAVAE:
+    """BAVAE of :data:`lib.nets.NETS_OPTIONS` (arch, hidden, act, noise_dim, decoder_noise_dim, adversary_hidden,
+    adversary_kind, adversary_steps as the discriminators' steps, t_max, generator_loss; Bernoulli likelihood only, as
+    the decoder is implicit): the implicit encoder (trunk, head), the implicit decoder, T_psi, D_omega and, for
+    ``"bavae_h"``, the code discriminator S_chi (entropy restored)."""
+    o = nets_options(name, options)
+    encoder = ImplicitEncoder(make_trunk(o.arch, x_shape, o.hidden, o.act, noise_dim=o.noise_dim), z_dim)
+    decoder = ImplicitDecoder(z_dim, x_shape, arch=o.arch, hidden=tuple(reversed(o.hidden)), act=o.act,
+                              noise_dim=o.decoder_noise_dim)
+    # No analytic ||z||^2/2 in T (unlike AVB's adversary): E_{p(z)} e^{T - 1} would be infinite.
+    T = Adversary(math.prod(x_shape), z_dim, o.adversary_hidden, o.act, kind=o.adversary_kind, analytic_prior=False)
+    Dw = Adversary(math.prod(x_shape), z_dim, o.adversary_hidden, o.act, kind=o.adversary_kind, analytic_prior=False)
+    S = CodeDiscriminator(z_dim, o.adversary_hidden, o.act) if name == "bavae_h" else None
+    return BAVAE(encoder, decoder, T, Dw, S, entropy="restored" if S is not None else "dropped",
+                 discriminator_steps=o.adversary_steps, t_max=o.t_max, generator_loss=o.generator_loss)
+
+
+@register("bavae", family="nets", summary="BAVAE: implicit encoder and decoder, two f-GAN KL games (the paper's)")
+def build_bavae(*, x_shape, z_dim: int, **options) -> BAVAE:
+    """BAVAE as the paper writes it (entropy term dropped); options and construction order: :func:`_build`."""
+    return _build("bavae", x_shape, z_dim, options)
+
+
+@register("bavae_h", family="nets", summary="BAVAE-H: BAVAE with the entropy term restored (code discriminator)")
+def build_bavae_h(*, x_shape, z_dim: int, **options) -> BAVAE:
+    """BAVAE-H (entropy restored by a code discriminator S_chi); options and construction order: :func:`_build`."""
+    return _build("bavae_h", x_shape, z_dim, options)

@@ -1,8 +1,9 @@
 """Evaluation: ELBO, importance-sampled log p(x) (IWAE bound), and exact log p(x) for 2-D latents.
 
-All log-likelihoods are in nats per example. For implicit encoders the importance distribution is
-a diagonal Gaussian fitted to posterior samples (as AVB's code does for AIS); for adaptive
-contrast it is the encoder's exact moment-matched Gaussian; for the VAE, the encoder itself.
+All log-likelihoods are in nats per example. Each encoder supplies its own importance distribution
+(:meth:`lib.nets.AmortisedEncoder.importance_proposal`): for implicit encoders a diagonal Gaussian fitted to
+posterior samples (as AVB's code does for AIS); for adaptive contrast the encoder's exact moment-matched Gaussian;
+for the VAE, the encoder itself; for AS-VAE's planar flow, the flow itself (its density is exact).
 IWAE-k (Burda et al. 2016) is a lower bound on log p(x) for every k and tends to it as k grows.
 """
 from __future__ import annotations
@@ -13,8 +14,7 @@ import torch
 import torch.distributions as D
 
 from .method import Method
-from .flows import PlanarFlowEncoder
-from .nets import BernoulliDecoder, GaussianEncoder, MomentEncoder, check_batch
+from .nets import BernoulliDecoder, check_batch
 
 
 def check_eval_data(method: Method, x, where: str) -> None:
@@ -40,23 +40,13 @@ def _check_positive(**kw) -> None:
 
 @torch.no_grad()
 def proposal(method: Method, x: torch.Tensor, n_fit: int = 128, std_scale: float = 1.0) -> D.Independent:
-    """Diagonal-Gaussian importance distribution for p(z|x): batch shape (B,), event (Z,).
+    """Diagonal-Gaussian importance distribution for p(z|x), the encoder's
+    (:meth:`lib.nets.AmortisedEncoder.gaussian_proposal`): batch shape (B,), event (Z,).
 
-    n_fit: posterior samples per x used to fit mean and std when the encoder is implicit.
-    std_scale: widen the fitted std (heavier tails make importance weights safer).
+    n_fit: posterior samples per x used to fit mean and std when the encoder is implicit (or a flow).
+    std_scale: widen the std (heavier tails make importance weights safer).
     """
-    enc = method.encoder
-    if isinstance(enc, MomentEncoder):
-        _, mean, std = enc.sample_with_moments(x)
-    elif isinstance(enc, GaussianEncoder):
-        q = enc(x)
-        mean, std = q.base_dist.loc, q.base_dist.scale
-    else:
-        B = x.shape[0]
-        xs = x.unsqueeze(0).expand(n_fit, *x.shape).reshape(n_fit * B, *x.shape[1:])
-        z = enc.sample(xs).view(n_fit, B, -1)
-        mean, std = z.mean(0), z.std(0).clamp_min(1e-4)
-    return D.Independent(D.Normal(mean, std * std_scale), 1)
+    return method.encoder.gaussian_proposal(x, n_fit=n_fit, std_scale=std_scale)
 
 
 @torch.no_grad()
@@ -64,7 +54,8 @@ def iwae_log_px(method: Method, x: torch.Tensor, k: int = 1000, chunk: int = 100
                 std_scale: float = 1.0) -> torch.Tensor:
     """Importance-sampled log p(x) = log (1/k) sum_i p(x|z_i) p(z_i) / r(z_i|x), z_i ~ r(.|x).
 
-    r: the encoder itself when its density is explicit and non-Gaussian (planar flow), else :func:`proposal`.
+    r: the encoder's importance proposal (:meth:`lib.nets.AmortisedEncoder.importance_proposal`): the planar flow
+    itself (explicit density), else a diagonal Gaussian (:func:`proposal`).
 
     x: (B, *x_shape) in {0, 1}. k: importance samples per x (drawn ``chunk`` at a time).
     returns: (B,) nats, a stochastic lower bound on log p(x) (IWAE-k).
@@ -74,20 +65,15 @@ def iwae_log_px(method: Method, x: torch.Tensor, k: int = 1000, chunk: int = 100
         raise ValueError(f"k must be >= 1, got {k}")
     _check_positive(chunk=chunk, n_fit=n_fit)
     check_eval_data(method, x, "iwae_log_px")
-    flow = isinstance(method.encoder, PlanarFlowEncoder)  # explicit density: the encoder itself is the proposal
-    r = None if flow else proposal(method, x, n_fit=n_fit, std_scale=std_scale)
+    r = method.encoder.importance_proposal(x, n_fit=n_fit, std_scale=std_scale)
     prior = method.prior(x.device)
     B = x.shape[0]
     logw = []
     for start in range(0, k, chunk):
         c = min(chunk, k - start)
         xs = x.unsqueeze(0).expand(c, *x.shape).reshape(c * B, *x.shape[1:])
-        if flow:
-            z, log_r = method.encoder.sample_and_log_prob(xs)
-            z, log_r = z.view(c, B, -1), log_r.view(c, B)
-        else:
-            z = r.sample((c,))  # (c, B, Z)
-            log_r = r.log_prob(z)
+        z = r.sample((c,))  # (c, B, Z)
+        log_r = r.log_prob(z)
         log_lik = method.decoder.log_prob(xs, z.reshape(c * B, -1)).view(c, B)
         logw.append(log_lik + prior.log_prob(z) - log_r)
     return torch.logsumexp(torch.cat(logw, 0), 0) - math.log(k)
@@ -113,16 +99,15 @@ def evaluate_log_px(method: Method, x: torch.Tensor, k: int = 1000, batch_size: 
     vals = torch.cat([iwae_log_px(method, x[i:i + batch_size], k=k, **kw).cpu() for i in range(0, x.shape[0], batch_size)])
     m, s = mean_sem(vals)
     return {"value": m, "sem": s, "n": int(x.shape[0]), "k": k, "log_px": vals,
-            "implementation": f"importance sampling (IWAE-{k}), " + (
-                "the encoder's planar flow as proposal" if isinstance(method.encoder, PlanarFlowEncoder)
-                else "diagonal-Gaussian proposal")}
+            "implementation": f"importance sampling (IWAE-{k}), {method.encoder.proposal_description}"}
 
 
 @torch.no_grad()
 def evaluate_elbo(method: Method, x: torch.Tensor, batch_size: int = 500, repeats: int = 1) -> dict:
     """Mean ELBO over x (N, *x_shape) with ``method.elbo_terms`` (AVB: the adversary's KL estimate).
 
-    returns: {"value", "sem", "n", "rec", "kl", "implementation"} in nats.
+    returns: {"value", "sem", "n", "rec", "kl", "implementation"} in nats; the implementation text is the method's
+    ``elbo_implementation`` (how its KL term is computed).
     raises ValueError for batch_size < 1 or repeats < 1, and the errors of :func:`check_eval_data` for x.
     """
     _check_positive(batch_size=batch_size, repeats=repeats)
@@ -136,9 +121,7 @@ def evaluate_elbo(method: Method, x: torch.Tensor, batch_size: int = 500, repeat
                 parts[key].append(t[key].cpu())
     vals = {k: torch.cat(v) for k, v in parts.items()}
     m, s = mean_sem(vals["elbo"])
-    analytic = type(method).__name__ == "VAE"
-    impl = getattr(method, "elbo_implementation", None) or (
-        "ELBO, analytic KL" if analytic else "ELBO, KL estimated by the adversary T")
+    impl = method.elbo_implementation or "ELBO (the method does not say how it computes the KL term)"
     return {"value": m, "sem": s, "n": int(x.shape[0]), "rec": float(vals["rec"].mean()), "kl": float(vals["kl"].mean()),
             "implementation": impl}
 

@@ -15,21 +15,29 @@ so log q_phi(z|x) is differentiable in phi and in z.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.distributions as D
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .nets import AmortisedEncoder
+
 C_MIN_MARGIN = 1e-2
 
 
-class PlanarFlowEncoder(nn.Module):
+class PlanarFlowEncoder(AmortisedEncoder):
     """q_phi(z|x): diagonal Gaussian base followed by ``n_flows`` x-dependent planar layers.
 
     trunk: module x (B, *x_shape) -> features (B, F) with ``out_dim`` (see :func:`lib.nets.make_trunk`).
     z_dim: Z. n_flows: K (AS-VAE on MNIST: 80; 0 gives the Gaussian encoder). bisect_iters: halvings of
     the bracket when inverting a layer (40: below float32 resolution for brackets up to ~1e5 wide).
+    Importance proposals: IWAE's is the flow itself, whose density is exact (:class:`PlanarFlowPosterior`); the
+    Gaussian one (AIS's start) is fitted to posterior samples (:meth:`lib.nets.AmortisedEncoder.fitted_gaussian`).
     """
+
+    proposal_description = "the encoder's planar flow as proposal"
 
     def __init__(self, trunk: nn.Module, z_dim: int, n_flows: int = 8, bisect_iters: int = 40):
         super().__init__()
@@ -115,3 +123,45 @@ class PlanarFlowEncoder(nn.Module):
             z = z - uk * torch.tanh(a + bk).unsqueeze(-1)              # z_{k-1}
             log_det = log_det + self._log_det(a + bk, c)
         return self._base_log_prob(z, mu, sigma) - log_det
+
+    @torch.no_grad()
+    def importance_proposal(self, x: torch.Tensor, n_fit: int = 128, std_scale: float = 1.0) -> "PlanarFlowPosterior":
+        """q_phi(z|x) itself, for x (B, *x_shape) (n_fit and std_scale unused: its density is exact)."""
+        return PlanarFlowPosterior(self, x)
+
+
+class PlanarFlowPosterior(D.Distribution):
+    """q_phi(z|x) of a :class:`PlanarFlowEncoder` at fixed x (B, *x_shape) as a ``torch.distributions`` object:
+    batch shape (B,), event shape (Z,).
+
+    ``rsample(sample_shape)`` runs the flow forward on x repeated prod(sample_shape) times (one batch, x varying
+    fastest), which also gives log q_phi(z|x) exactly; ``log_prob`` returns that value for the tensor the last
+    ``rsample`` / ``sample`` returned (like ``torch.distributions.transforms``' cache) and inverts the flow
+    (:meth:`PlanarFlowEncoder.log_prob`) for any other z.
+    """
+
+    arg_constraints: dict = {}
+    has_rsample = True
+
+    def __init__(self, encoder: PlanarFlowEncoder, x: torch.Tensor):
+        self.encoder, self.x, self._last = encoder, x, None
+        super().__init__(batch_shape=x.shape[:1], event_shape=(encoder.z_dim,), validate_args=False)
+
+    def _repeat_x(self, n: int) -> torch.Tensor:
+        return self.x.unsqueeze(0).expand(n, *self.x.shape).reshape(n * self.x.shape[0], *self.x.shape[1:])
+
+    def rsample(self, sample_shape=torch.Size()) -> torch.Tensor:
+        """z ~ q_phi(z|x): (*sample_shape, B, Z), reparameterised."""
+        sample_shape, B = torch.Size(sample_shape), self.x.shape[0]
+        z, log_q = self.encoder.sample_and_log_prob(self._repeat_x(math.prod(sample_shape)))
+        z, log_q = z.view(*sample_shape, B, -1), log_q.view(*sample_shape, B)
+        self._last = (z, log_q)
+        return z
+
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        """log q_phi(z|x) for z (*sample_shape, B, Z): (*sample_shape, B) nats."""
+        if self._last is not None and z is self._last[0]:
+            return self._last[1]
+        shape = z.shape[:-1]
+        n = math.prod(shape[:-1])
+        return self.encoder.log_prob(z.reshape(-1, z.shape[-1]), self._repeat_x(n)).view(shape)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import operator
+from types import SimpleNamespace
 
 import torch
 import torch.distributions as D
@@ -155,8 +156,45 @@ def make_trunk(arch: str, x_shape, hidden=(512, 512), act="elu", noise_dim=0) ->
     raise ValueError(f"unknown arch {arch!r}: use 'mlp' or 'conv'")
 
 
-class GaussianEncoder(nn.Module):
-    """q_phi(z|x) = N(mu(x), diag sigma(x)^2) (Kingma & Welling 2014). forward(x) -> Independent Normal over (B, Z)."""
+class AmortisedEncoder(nn.Module):
+    """Base of the encoders q_phi(z|x) of :mod:`lib.nets` and :mod:`lib.flows`: a subclass gives ``sample(x)``
+    (z ~ q_phi(z|x), (B, Z)) and ``z_dim``, and may replace the importance proposals for log p(x) below.
+
+    * :meth:`gaussian_proposal`: a diagonal Gaussian r(z|x) near q_phi(z|x), the start of AIS chains
+      (:func:`lib.ais.evaluate_ais`); by default fitted to ``n_fit`` posterior samples per x (as AVB's code does
+      for AIS);
+    * :meth:`importance_proposal`: IWAE's r(z|x) (:func:`lib.evaluate.iwae_log_px`); by default the Gaussian one.
+      ``proposal_description`` names it in the evaluations' ``implementation`` text.
+    """
+
+    proposal_description = "diagonal-Gaussian proposal"
+
+    @torch.no_grad()
+    def fitted_gaussian(self, x: torch.Tensor, n_fit: int = 128, std_scale: float = 1.0) -> D.Independent:
+        """N(mean, diag (std_scale * std)^2) with the mean and standard deviation (floored at 1e-4) of ``n_fit``
+        posterior samples per x (B, *x_shape), drawn in one batch of n_fit * B: batch shape (B,), event (Z,)."""
+        B = x.shape[0]
+        xs = x.unsqueeze(0).expand(n_fit, *x.shape).reshape(n_fit * B, *x.shape[1:])
+        z = self.sample(xs).view(n_fit, B, -1)
+        mean, std = z.mean(0), z.std(0).clamp_min(1e-4)
+        return D.Independent(D.Normal(mean, std * std_scale), 1)
+
+    @torch.no_grad()
+    def gaussian_proposal(self, x: torch.Tensor, n_fit: int = 128, std_scale: float = 1.0) -> D.Independent:
+        """Diagonal-Gaussian importance distribution for p(z|x) (x: (B, *x_shape)): batch shape (B,), event (Z,).
+        n_fit: posterior samples per x when it is fitted; std_scale: widens the std (lighter-tailed weights)."""
+        return self.fitted_gaussian(x, n_fit, std_scale)
+
+    @torch.no_grad()
+    def importance_proposal(self, x: torch.Tensor, n_fit: int = 128, std_scale: float = 1.0) -> D.Distribution:
+        """IWAE's importance distribution r(z|x) for x (B, *x_shape): batch shape (B,), event (Z,), with ``sample``
+        and ``log_prob``. By default :meth:`gaussian_proposal`."""
+        return self.gaussian_proposal(x, n_fit, std_scale)
+
+
+class GaussianEncoder(AmortisedEncoder):
+    """q_phi(z|x) = N(mu(x), diag sigma(x)^2) (Kingma & Welling 2014). forward(x) -> Independent Normal over (B, Z).
+    Its importance proposal is itself (the std times ``std_scale``)."""
 
     def __init__(self, trunk: nn.Module, z_dim: int):
         super().__init__()
@@ -182,9 +220,17 @@ class GaussianEncoder(nn.Module):
         """log q(z|x) at given z (B, Z): (B,) nats."""
         return self(x).log_prob(z)
 
+    @torch.no_grad()
+    def gaussian_proposal(self, x: torch.Tensor, n_fit: int = 128, std_scale: float = 1.0) -> D.Independent:
+        """q_phi(z|x) itself, its std times ``std_scale`` (n_fit unused): batch shape (B,), event (Z,)."""
+        q = self(x)
+        mean, std = q.base_dist.loc, q.base_dist.scale
+        return D.Independent(D.Normal(mean, std * std_scale), 1)
 
-class ImplicitEncoder(nn.Module):
-    """AVB's black-box posterior z = z_phi(x, eps), eps ~ N(0, I_E); its density is never evaluated."""
+
+class ImplicitEncoder(AmortisedEncoder):
+    """AVB's black-box posterior z = z_phi(x, eps), eps ~ N(0, I_E); its density is never evaluated. Its importance
+    proposal is a Gaussian fitted to posterior samples (:meth:`AmortisedEncoder.fitted_gaussian`)."""
 
     def __init__(self, trunk: nn.Module, z_dim: int):
         super().__init__()
@@ -199,12 +245,13 @@ class ImplicitEncoder(nn.Module):
         return self.head(self.trunk(x, eps))
 
 
-class MomentEncoder(nn.Module):
+class MomentEncoder(AmortisedEncoder):
     """Moment-tractable implicit encoder for adaptive contrast (Mescheder et al. 2017, Sec. 4).
 
     z_k = a_{0,k}(x) + sum_i v_{i,k}(eps_i) a_{i,k}(x), eps_i ~ N(0, I_E) independent, i = 1..m,
     so E z = a_0 + sum_i E[v_i] a_i and Var z = sum_i Var[v_i] a_i^2. The moments of the noise
     networks v_i are estimated by Monte Carlo over ``n_moment_samples`` draws and detached.
+    Its importance proposal is the moment-matched Gaussian N(E z, diag Var z).
     """
 
     def __init__(self, trunk: nn.Module, z_dim: int, n_basis: int = 8, noise_dim: int = 16,
@@ -243,6 +290,13 @@ class MomentEncoder(nn.Module):
     def sample(self, x: torch.Tensor) -> torch.Tensor:
         """z ~ q_phi(z|x), differentiable in phi: (B, Z) (no moments computed)."""
         return self._sample(x)[0]
+
+    @torch.no_grad()
+    def gaussian_proposal(self, x: torch.Tensor, n_fit: int = 128, std_scale: float = 1.0) -> D.Independent:
+        """N(E z, diag (std_scale * std z)^2) from :meth:`sample_with_moments` (n_fit unused): batch (B,),
+        event (Z,)."""
+        _, mean, std = self.sample_with_moments(x)
+        return D.Independent(D.Normal(mean, std * std_scale), 1)
 
 
 def decoder_net(in_dim: int, x_shape, arch: str = "mlp", hidden=(512, 512), act: str = "elu", out_mult: int = 1) -> nn.Module:
@@ -292,6 +346,10 @@ class BernoulliDecoder(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z).view(z.shape[0], *self.x_shape)
 
+    def image(self, z: torch.Tensor) -> torch.Tensor:
+        """The mean image E[x|z] = sigmoid(logits(z)), the pixel probabilities: (B, *x_shape) in (0, 1)."""
+        return torch.sigmoid(self(z))
+
     def log_prob(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """log p_theta(x|z) in nats, summed over pixels: (B,). x (B, *x_shape) in [0, 1] (a batch of 1 broadcasts).
         raises TypeError / ValueError for x that is not a float tensor of shape (B, *x_shape)."""
@@ -334,6 +392,10 @@ class GaussianDecoder(nn.Module):
         mean, raw = self.net(z).reshape(z.shape[0], 2, *self.x_shape).unbind(1)  # conv32: channels 0-2, 3-5
         return torch.sigmoid(mean), F.softplus(raw) + 1e-3
 
+    def image(self, z: torch.Tensor) -> torch.Tensor:
+        """The mean image E[x|z]: (B, *x_shape) in (0, 1)."""
+        return self(z)[0]
+
     def distribution(self, z: torch.Tensor) -> D.Normal:
         """One univariate Normal per pixel, batch shape (B, *x_shape) (for :func:`lib.evaluate.discretized_log_prob`)."""
         return D.Normal(*self(z), validate_args=False)
@@ -373,6 +435,10 @@ class ImplicitDecoder(nn.Module):
         """x ~ p_theta(x|z), reparameterised (differentiable in theta and z): (B, *x_shape)."""
         xi = torch.randn(z.shape[0], self.noise_dim, generator=generator, device=z.device, dtype=z.dtype)
         return self(z, xi)
+
+    def image(self, z: torch.Tensor) -> torch.Tensor:
+        """One sample x ~ p_theta(x|z) (an implicit decoder has no mean image): (B, *x_shape) in (0, 1)."""
+        return self.sample(z)
 
 
 class CodeDiscriminator(nn.Module):
@@ -424,3 +490,49 @@ def standard_normal_prior(z_dim: int, device="cpu") -> D.Independent:
     zero = torch.zeros(z_dim, device=device)
     normal = D.Normal(zero, torch.ones_like(zero), validate_args=False)
     return D.Independent(normal, 1, validate_args=False)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The options of the "nets" family of lib.registry
+
+#: The options every builder of the ``"nets"`` family of :mod:`lib.registry` (VAE, AVB, AS-VAE, BAVAE) accepts, with
+#: their defaults. A builder uses those its method's networks have and ignores the rest (a VAE has no adversary), so
+#: one set of options builds several methods for comparison.
+#:
+#: arch: ``"mlp"``, ``"conv"`` (28x28) or ``"conv32"`` ((3, 32, 32)) for encoder and decoder (:func:`make_trunk`,
+#: :func:`decoder_net`); hidden: the encoder trunk's MLP widths (the decoder's, reversed); act: activation;
+#: noise_dim: the implicit encoders' noise size (AVB, BAVAE) and the moment encoder's (AVB + AC);
+#: adversary_hidden, adversary_kind (``"concat"`` / ``"inner"``): the adversaries / discriminators (:class:`Adversary`);
+#: adversary_steps: critic steps per primal step; n_basis: the moment encoder's m; n_flows: AS-VAE's planar layers;
+#: likelihood: ``"bernoulli"`` (binary pixels) or ``"gaussian"`` (decoder_std: a fixed scale, the L2 baseline; None:
+#: learned per pixel); decoder_noise_dim, t_max, generator_loss: BAVAE's implicit decoder and game (:mod:`lib.bavae`).
+NETS_OPTIONS = {"arch": "mlp", "hidden": (512, 512), "act": "elu", "noise_dim": 32, "adversary_hidden": (512, 512),
+                "adversary_kind": "concat", "adversary_steps": 1, "n_basis": 8, "n_flows": 8,
+                "likelihood": "bernoulli", "decoder_std": None, "decoder_noise_dim": 16, "t_max": 10.0,
+                "generator_loss": "minimax"}
+LIKELIHOODS = ("bernoulli", "gaussian")
+
+
+def nets_options(method: str, options: dict, likelihoods: tuple[str, ...] = ("bernoulli",)) -> SimpleNamespace:
+    """:data:`NETS_OPTIONS` updated by ``options``, as attributes. likelihoods: those ``method`` implements.
+    raises TypeError for an option not in :data:`NETS_OPTIONS` (naming them), ValueError for an unknown likelihood or
+    one ``method`` does not implement."""
+    unknown = sorted(set(options) - set(NETS_OPTIONS))
+    if unknown:
+        raise TypeError(f"{method!r} got unknown option(s) {unknown}; the 'nets' family takes {sorted(NETS_OPTIONS)}")
+    o = SimpleNamespace(**{**NETS_OPTIONS, **options})
+    if o.likelihood not in LIKELIHOODS:
+        raise ValueError(f"unknown likelihood {o.likelihood!r}: use 'bernoulli' or 'gaussian'")
+    if o.likelihood not in likelihoods:
+        raise ValueError(f"likelihood={o.likelihood!r} is not implemented for {method!r} (it takes {likelihoods}); "
+                         "the Gaussian likelihood is implemented for the VAE and AS-VAE methods")
+    return o
+
+
+def explicit_decoder(z_dim: int, x_shape, o: SimpleNamespace) -> nn.Module:
+    """The decoder of options ``o`` (:func:`nets_options`): a :class:`GaussianDecoder` (scale ``o.decoder_std``) for
+    ``o.likelihood == "gaussian"``, else a :class:`BernoulliDecoder`; the MLP widths are ``o.hidden`` reversed."""
+    dec_hidden = tuple(reversed(o.hidden))
+    if o.likelihood == "gaussian":
+        return GaussianDecoder(z_dim, x_shape, arch=o.arch, hidden=dec_hidden, act=o.act, std=o.decoder_std)
+    return BernoulliDecoder(z_dim, x_shape, arch=o.arch, hidden=dec_hidden, act=o.act)

@@ -225,7 +225,7 @@ def fit(method: Method, sampler, *, steps: int, lr: dict[str, float], betas=(0.5
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if autocast_bf16 else contextlib.nullcontext
     names = {id(p): n for n, p in method.named_parameters()}
     params = {pl: method.player_parameters(pl) for pl in method.players}
-    adversaries = [pl for pl in method.players if pl in method.adversary_players] or list(method.players)
+    adversaries = [pl for pl in method.players if pl in method.critic_players] or list(method.players)
     last_good = _checkpoint_bytes(method, optimizers, start, sampler) if on_divergence == "rollback" else None
     rollbacks = since_good = 0
 

@@ -45,7 +45,7 @@ import torch.distributions as D
 
 from lib.runs import resolve_profile, resolve_device, seed_everything, start_run, finish_run
 from lib.plotting import savefig
-from lib.models import build_method
+from lib import registry
 from lib.toys import four_points, random_discrete_joint
 
 profile = resolve_profile(PROFILE)
@@ -314,7 +314,7 @@ plt.show()
 # instead of a sum in `rec` (factor 4) would miss by $\gtrsim 10^{-1}$.
 
 # %%
-vae = build_method("vae", x_shape=(4,), z_dim=2, arch="mlp", hidden=(32, 32)).double().to(device)
+vae = registry.build("vae", x_shape=(4,), z_dim=2, arch="mlp", hidden=(32, 32)).double().to(device)
 with torch.no_grad():
     vae.encoder.head.weight.mul_(4.0)
     vae.encoder.head.bias.normal_(0.0, 1.0, generator=torch.Generator(device=device).manual_seed(SEED))

@@ -44,7 +44,7 @@ import torch.distributions as D
 from lib.runs import resolve_profile, resolve_device, seed_everything, start_run, finish_run
 from lib.plotting import savefig
 from lib.avb import adversary_loss
-from lib.models import build_method
+from lib import registry
 from lib.nets import Adversary
 from lib.train import make_optimizers, set_trainable
 
@@ -328,7 +328,7 @@ def standardised_q_sample(idx):
 
 
 ac_T = train_adversary(standardised_q_sample, SETTINGS["steps"], SETTINGS["batch"], SETTINGS["lr"], seed=SEED + 1)
-ac_method = build_method("avb_ac", x_shape=(n_x,), z_dim=1, arch="mlp", hidden=(16,)).to(device)
+ac_method = registry.build("avb_ac", x_shape=(n_x,), z_dim=1, arch="mlp", hidden=(16,)).to(device)
 ac_method.adversary = ac_T
 inner = z_grid.abs() <= 2.5
 ac_rows = []
@@ -455,8 +455,8 @@ assert (tab_c["detached-path miss z"] > 2 * n_se).all()
 
 # %%
 torch.manual_seed(SEED + 4)
-avb = build_method("avb", x_shape=(n_x,), z_dim=2, arch="mlp", hidden=(32, 32), noise_dim=8,
-                   adversary_hidden=(32, 32)).to(device)
+avb = registry.build("avb", x_shape=(n_x,), z_dim=2, arch="mlp", hidden=(32, 32), noise_dim=8,
+                     adversary_hidden=(32, 32)).to(device)
 xb = X[torch.randint(0, n_x, (64,), device=device)]
 opts = make_optimizers(avb, {"adversary": 2e-3, "primal": 1e-3})
 adv_before = {n: p.detach().clone() for n, p in avb.adversary.named_parameters()}
@@ -478,8 +478,8 @@ adv_grads = [p.grad for p in avb.adversary.parameters()]
 enc_change = max((p.detach() - enc_before[n]).abs().max().item() for n, p in avb.encoder.named_parameters())
 
 # negative control: a single optimizer over everything
-ctrl = build_method("avb", x_shape=(n_x,), z_dim=2, arch="mlp", hidden=(32, 32), noise_dim=8,
-                    adversary_hidden=(32, 32)).to(device)
+ctrl = registry.build("avb", x_shape=(n_x,), z_dim=2, arch="mlp", hidden=(32, 32), noise_dim=8,
+                      adversary_hidden=(32, 32)).to(device)
 ctrl.load_state_dict({k: v for k, v in avb.state_dict().items()})
 ctrl_before = {n: p.detach().clone() for n, p in ctrl.adversary.named_parameters()}
 opt_all = torch.optim.Adam(ctrl.parameters(), lr=1e-3, betas=(0.5, 0.999))

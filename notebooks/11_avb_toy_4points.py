@@ -48,7 +48,7 @@ import numpy as np
 import torch
 
 from lib.evaluate import evaluate_elbo, evaluate_log_px, exact_log_px_2d
-from lib.models import build_method
+from lib import registry
 from lib.plotting import learning_curves, savefig
 from lib.runs import finish_run, resolve_device, resolve_profile, seed_everything, start_run
 from lib.toys import FOUR_POINTS_LOG_PX, FourPointSampler, four_points
@@ -77,13 +77,13 @@ print(f"profile={profile} device={device} run_dir={run_dir}")
 
 # %%
 seed_everything(SEED)
-avb = build_method("avb", adversary_steps=cfg["adversary_steps"], **NETS).to(device)
+avb = registry.build("avb", adversary_steps=cfg["adversary_steps"], **NETS).to(device)
 hist_avb = fit(avb, FourPointSampler(cfg["batch_size"], device), steps=cfg["steps"],
                lr={"primal": cfg["lr_primal"], "adversary": cfg["lr_adversary"]}, betas=cfg["betas"],
                run_dir=run_dir / "avb", log_every=max(cfg["steps"] // 50, 1), desc="AVB")
 
 seed_everything(SEED)
-vae = build_method("vae", **{k: v for k, v in NETS.items() if k not in ("noise_dim", "adversary_hidden")}).to(device)
+vae = registry.build("vae", **{k: v for k, v in NETS.items() if k not in ("noise_dim", "adversary_hidden")}).to(device)
 hist_vae = fit(vae, FourPointSampler(cfg["batch_size"], device), steps=cfg["steps"], lr={"model": cfg["lr_vae"]},
                betas=cfg["betas"], run_dir=run_dir / "vae", log_every=max(cfg["steps"] // 50, 1), desc="VAE")
 

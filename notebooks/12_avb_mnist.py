@@ -59,7 +59,7 @@ import torch
 from lib.data import BatchSampler, fixed_binarization, load_mnist
 from lib.ais import evaluate_ais
 from lib.evaluate import evaluate_elbo, evaluate_log_px, mean_sem
-from lib.models import build_method
+from lib import registry
 from lib.plotting import image_grid, learning_curves, savefig
 from lib.sample_quality import bernoulli_prior_samples, mnist_classifier, mnist_scores
 from lib.runs import finish_run, resolve_device, resolve_profile, seed_everything, start_run
@@ -103,9 +103,9 @@ x_elbo, x_iwae, x_ais = x_test[: cfg["n_test_elbo"]], x_test[: cfg["n_test_iwae"
 # %%
 def build(name: str):
     method, z_dim = name.split("-")
-    return build_method(method, x_shape=(1, 28, 28), z_dim=int(z_dim), arch=cfg["arch"], hidden=cfg["hidden"],
-                        noise_dim=cfg["noise_dim"], adversary_hidden=cfg["adversary_hidden"],
-                        adversary_kind=cfg["adversary_kind"], adversary_steps=cfg["adversary_steps"]).to(device)
+    return registry.build(method, x_shape=(1, 28, 28), z_dim=int(z_dim), arch=cfg["arch"], hidden=cfg["hidden"],
+                          noise_dim=cfg["noise_dim"], adversary_hidden=cfg["adversary_hidden"],
+                          adversary_kind=cfg["adversary_kind"], adversary_steps=cfg["adversary_steps"]).to(device)
 
 
 results, histories, models = {}, {}, {}

@@ -53,7 +53,7 @@ import torch.distributions as D
 
 from lib.runs import resolve_profile, resolve_device, seed_everything, start_run, finish_run
 from lib.plotting import savefig
-from lib.asvae import discriminator_loss
+from lib.losses import discriminator_loss
 from lib.nets import mlp
 from lib.toys import random_discrete_joint
 

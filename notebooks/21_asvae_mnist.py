@@ -59,7 +59,7 @@ import torch
 from lib.ais import evaluate_ais
 from lib.data import BatchSampler, fixed_binarization, load_mnist
 from lib.evaluate import evaluate_elbo, evaluate_log_px, mean_sem
-from lib.models import build_method
+from lib import registry
 from lib.plotting import image_grid, learning_curves, savefig
 from lib.runs import finish_run, resolve_device, resolve_profile, seed_everything, start_run
 from lib.sample_quality import bernoulli_prior_samples, mnist_classifier, mnist_scores
@@ -102,9 +102,9 @@ LABEL = {"asvae": "AS-VAE", "asvae_r": "AS-VAE-r", "asvae_g": "AS-VAE-g"}
 
 # %%
 def build(name: str):
-    return build_method(name, x_shape=(1, 28, 28), z_dim=cfg["z_dim"], arch=cfg["arch"], hidden=cfg["hidden"],
-                        adversary_hidden=cfg["adversary_hidden"], adversary_steps=cfg["discriminator_steps"],
-                        n_flows=cfg["n_flows"]).to(device)
+    return registry.build(name, x_shape=(1, 28, 28), z_dim=cfg["z_dim"], arch=cfg["arch"], hidden=cfg["hidden"],
+                          adversary_hidden=cfg["adversary_hidden"], adversary_steps=cfg["discriminator_steps"],
+                          n_flows=cfg["n_flows"]).to(device)
 
 
 @torch.no_grad()

@@ -45,7 +45,7 @@ import torch
 
 from lib.data import BatchSampler, DataError, load_cifar10
 from lib.evaluate import dequantize, evaluate_discretized_elbo
-from lib.models import build_method
+from lib import registry
 from lib.plotting import image_grid, savefig
 from lib.runs import finish_run, resolve_device, resolve_profile, seed_everything, start_run
 from lib.sample_quality import MetricUnavailable, inception_metrics, reconstruction_errors
@@ -86,8 +86,8 @@ if cifar is not None:
     train_x, test_x = cifar["train"].to(device), cifar["test"][: cfg["n_test"]].to(device)
     for name in model_names:
         seed_everything(SEED)
-        model = build_method(name, x_shape=(3, 32, 32), z_dim=cfg["z_dim"], arch=cfg["arch"], hidden=cfg["hidden"],
-                             adversary_hidden=cfg["adversary_hidden"], n_flows=0, likelihood="gaussian").to(device)
+        model = registry.build(name, x_shape=(3, 32, 32), z_dim=cfg["z_dim"], arch=cfg["arch"], hidden=cfg["hidden"],
+                               adversary_hidden=cfg["adversary_hidden"], n_flows=0, likelihood="gaussian").to(device)
         fit(model, BatchSampler(train_x, cfg["batch_size"], dynamic_binarization=False, transform=dequantize),
             steps=cfg["steps"], lr={"primal": cfg["lr_primal"], "discriminators": cfg["lr_discriminators"]},
             betas=cfg["betas"], run_dir=run_dir / name, log_every=max(cfg["steps"] // 40, 1),

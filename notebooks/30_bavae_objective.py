@@ -53,7 +53,7 @@ import torch.distributions as D
 
 from lib.runs import resolve_profile, resolve_device, seed_everything, start_run, finish_run
 from lib.plotting import savefig
-from lib.bavae import kl_fgan_objective
+from lib.losses import kl_fgan_objective
 from lib.nets import mlp
 from lib.toys import gaussian_mixture_1d, random_discrete_joint
 

@@ -67,7 +67,7 @@ import torch.nn as nn
 from lib.bavae import BAVAE
 from lib.data import BatchSampler, load_mnist
 from lib.evaluate import evaluate_elbo, mean_sem
-from lib.models import build_method
+from lib import registry
 from lib.nets import Adversary, GaussianDecoder, ImplicitDecoder
 from lib.plotting import image_grid, learning_curves, savefig
 from lib.runs import finish_run, resolve_device, resolve_profile, seed_everything, start_run
@@ -213,9 +213,9 @@ train_x, x_test = mnist["train"].images.to(device), mnist["test"].images.to(devi
 
 def build(name: str):
     kw = dict(likelihood="gaussian", decoder_std=cfg["decoder_std"]) if name == "vae" else dict(t_max=cfg["t_max"])
-    return build_method(name, x_shape=(1, 28, 28), z_dim=cfg["z_dim"], arch=cfg["arch"], hidden=cfg["hidden"],
-                        adversary_hidden=cfg["adversary_hidden"], noise_dim=cfg["noise_dim"],
-                        decoder_noise_dim=cfg["decoder_noise_dim"], **kw).to(device)
+    return registry.build(name, x_shape=(1, 28, 28), z_dim=cfg["z_dim"], arch=cfg["arch"], hidden=cfg["hidden"],
+                          adversary_hidden=cfg["adversary_hidden"], noise_dim=cfg["noise_dim"],
+                          decoder_noise_dim=cfg["decoder_noise_dim"], **kw).to(device)
 
 
 models, histories = {}, {}

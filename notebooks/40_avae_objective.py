@@ -59,8 +59,8 @@ import torch.distributions as D
 
 from lib.runs import resolve_profile, resolve_device, seed_everything, start_run, finish_run
 from lib.plotting import savefig
-from lib.asvae import discriminator_loss
-from lib.avae import generator_loss, latent_reconstruction_loss, vae_loss
+from lib.avae import generator_loss, latent_reconstruction_loss
+from lib.losses import discriminator_loss, vae_loss
 from lib.method import Method
 from lib.nets import mlp
 from lib.toys import random_discrete_joint
@@ -191,6 +191,7 @@ class ToyAVAEGenerator(Method):
     """G(z, xi) -> x_hat (B, 2) and C(x) -> logit, with AVAE's generator loss; the encoder is the fixed mu_e_a."""
 
     players = {"discriminator": ("C",), "generator": ("G",)}
+    critic_players = ("discriminator",)
 
     def __init__(self, hidden, xi_dim: int, critic_steps: int, lz_weight: float = 1.0):
         super().__init__()

@@ -28,7 +28,7 @@
 # VAE/GAN's (0.07) and BiGAN's (0.18).
 #
 # **What we compare, and how.** The five models of the paper's code, on grey-level MNIST in $[0, 1]$ (50k/10k/10k, no
-# binarisation), all built by `lib.gans.build` on the same DCGAN-style networks of one width (`lib.gan_nets`), trained with
+# binarisation), all built by `lib.registry.build` on the same DCGAN-style networks of one width (`lib.gan_nets`), trained with
 # the same batch size, the same number of iterations and the paper's optimiser (Adam, lr $2\cdot10^{-4}$, $\beta_1 = 0.5$, for
 # every player), each from the same seed:
 #
@@ -48,7 +48,7 @@
 # the **generator's** reconstructions $G(\mu_e(x) + \sigma_e\epsilon, \xi)$, as the paper evaluates them (its VAE decoder's
 # reconstructions are reported beside them). Images shown and scored are single samples (no means).
 #
-# **Simplifications against the paper and its code** (from the `lib.gans` / `lib.avae` docstrings): players step in turn,
+# **Simplifications against the paper and its code** (from the `lib.gan_baselines` / `lib.avae` docstrings): players step in turn,
 # one step each per iteration, each on a fresh batch (`lib.train.fit`), not simultaneously on one batch; no exponential
 # learning-rate decay; DCGAN networks of `lib.gan_nets` (4×4 stride-2 convolutions, LeakyReLU, sigmoid output) for every
 # model; VAE/GAN without the equilibrium/margin rule that skips updates, with equal weights on real and generated terms and
@@ -92,12 +92,15 @@ import pandas as pd
 import torch
 
 from lib.data import IMAGE_DATASETS, BatchSampler, DataError, load_image_dataset
-from lib.gans import build
+from lib.registry import build
 from lib.plotting import image_grid, learning_curves, savefig
 from lib.runs import finish_run, resolve_device, resolve_profile, seed_everything, skip_run, start_run
 from lib.sample_quality import (MetricUnavailable, inception_metrics, lpips_distance, mnist_classifier, mnist_scores,
                                 reconstruction_errors)
 from lib.train import fit
+
+# this notebook's model labels (MODELS, metric keys) -> lib.registry names
+REGISTRY_NAME = {"vae": "dcgan_vae", "gan": "dcgan", "vaegan": "vaegan", "bigan": "bigan", "avae": "avae"}
 
 profile = resolve_profile(PROFILE)
 device = resolve_device(DEVICE)
@@ -148,8 +151,8 @@ train_x, x_test = data["train"].images.to(device), data["test"].images.to(device
 models, histories = {}, {}
 for name in model_names:
     seed_everything(SEED)
-    model = build(name, x_shape, z_dim=cfg["z_dim"], width=cfg["width"], noise_dim=cfg["noise_dim"],
-                  **OPTIONS[name]).to(device)
+    model = build(REGISTRY_NAME[name], x_shape=x_shape, z_dim=cfg["z_dim"], width=cfg["width"],
+                  noise_dim=cfg["noise_dim"], **OPTIONS[name]).to(device)
     histories[name] = fit(model, BatchSampler(train_x, cfg["batch_size"], dynamic_binarization=False), steps=cfg["steps"],
                           lr={p: cfg["lr"] for p in model.players}, betas=cfg["betas"], run_dir=run_dir / name,
                           log_every=max(cfg["steps"] // 50, 1), ckpt_every=max(cfg["steps"] // 10, 1), desc=name)

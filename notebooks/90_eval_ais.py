@@ -61,7 +61,7 @@ from lib.ais import (bdmc, evaluate_ais, linear_gaussian_log_likelihood, linear_
                      simulate, simulate_linear_gaussian)
 from lib.data import BatchSampler, fixed_binarization, load_mnist
 from lib.evaluate import bits_per_dim, evaluate_elbo, iwae_log_px, mean_sem
-from lib.models import build_method
+from lib import registry
 from lib.plotting import savefig
 from lib.runs import finish_run, resolve_device, resolve_profile, seed_everything, start_run
 from lib.train import fit
@@ -149,7 +149,7 @@ plt.show()
 mnist = load_mnist()
 x_test = fixed_binarization(mnist["test"].images, seed=0).to(device)[: cfg["test_images"]]
 seed_everything(SEED)
-vae = build_method("vae", x_shape=(1, 28, 28), z_dim=cfg["z_dim"], arch="mlp", hidden=cfg["vae_hidden"]).to(device)
+vae = registry.build("vae", x_shape=(1, 28, 28), z_dim=cfg["z_dim"], arch="mlp", hidden=cfg["vae_hidden"]).to(device)
 hist = fit(vae, BatchSampler(mnist["train"].images.to(device), cfg["batch_size"]), steps=cfg["vae_steps"],
            lr={"model": cfg["lr"]}, run_dir=run_dir / "vae", log_every=max(cfg["vae_steps"] // 20, 1),
            ckpt_every=cfg["vae_steps"], desc="VAE")

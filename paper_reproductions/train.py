@@ -5,10 +5,10 @@
 
 Under ``torchrun`` each of the N processes takes ``--batch`` images of one global batch of N x ``--batch``
 (:mod:`lib.distributed`), so 4 processes with ``--batch 32`` follow the single-process run with ``--batch 128``.
-Methods: those of :func:`lib.models.build_method` on binarised MNIST (``vae``, ``avb``, ``asvae``, ``bavae``, ...;
-``--arch mlp|conv``) and the DCGAN-network models of :func:`lib.gans.build` on grey-level MNIST, prefixed ``dcgan-``
-(``dcgan-vae``, ``dcgan-gan``, ``dcgan-vaegan``, ``dcgan-bigan``, ``dcgan-avae``). The notebooks remain the place
-where models are evaluated; this command trains, checkpoints and resumes (rerun it on the same ``--run-dir``).
+Methods: every name of :mod:`lib.registry` (``--help`` lists them): the ``"nets"`` family (``vae``, ``avb``, ``asvae``,
+``bavae``, ...; ``--arch mlp|conv``) on binarised MNIST, and the ``"dcgan"`` family (``dcgan_vae``, ``dcgan``,
+``vaegan``, ``bigan``, ``avae``; ``--width``) on grey-level MNIST. The notebooks remain the place where models are
+evaluated; this command trains, checkpoints and resumes (rerun it on the same ``--run-dir``).
 
 Writes to ``--run-dir`` (rank 0 only): ``config.json`` (every flag, the world size), ``env.json``, ``fit_config.json``,
 ``metrics.jsonl``, ``ckpt.pt`` and ``final_metrics.json`` (the last logged losses and the training throughput).
@@ -21,23 +21,24 @@ import time
 import torch
 
 from lib import distributed as ddp
+from lib import registry
 from lib.data import binarize, load_mnist
-from lib.gans import METHODS as GAN_METHODS
-from lib.gans import build
-from lib.models import METHODS, build_method
 from lib.runs import finish_run, new_run_dir, resolve_device, seed_everything, start_run
 from lib.train import COMPILE_MODES, fit
 
-CHOICES = METHODS + tuple(f"dcgan-{m}" for m in GAN_METHODS)
+#: per family of lib.registry: the default z_dim, whether batches are binarised, and the command-line options its
+#: builders take
+FAMILIES = {"nets": dict(z_dim=8, binarize=True, options=("arch",)),
+            "dcgan": dict(z_dim=100, binarize=False, options=("width",))}
 
 
 def parse(argv=None) -> argparse.Namespace:
     """The command line (see the module docstring); exits with a message for steps / batch < 1 or lr <= 0."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--method", required=True, choices=CHOICES)
-    ap.add_argument("--arch", choices=("mlp", "conv"), default="mlp", help="build_method methods only")
-    ap.add_argument("--z-dim", type=int, default=None, help="default 8 (build_method) / 100 (dcgan-)")
-    ap.add_argument("--width", type=int, default=64, help="DCGAN width (dcgan- methods)")
+    ap.add_argument("--method", required=True, choices=registry.names(), help="a name of lib.registry")
+    ap.add_argument("--arch", choices=("mlp", "conv"), default="mlp", help="'nets' family only")
+    ap.add_argument("--z-dim", type=int, default=None, help="default 8 ('nets' family) / 100 ('dcgan' family)")
+    ap.add_argument("--width", type=int, default=64, help="DCGAN width ('dcgan' family only)")
     ap.add_argument("--steps", type=int, required=True, help="iterations (each steps every player)")
     ap.add_argument("--batch", type=int, default=64, help="images per process per player step")
     ap.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate of every player")
@@ -63,20 +64,17 @@ def main(argv=None) -> dict | None:
     resolve_device(a.device)  # a clear error when CUDA is asked for and absent; applies AVAE_NUM_THREADS
     rank, world, device, noise_seed = ddp.setup(a.seed, a.device)
     try:
-        gan = a.method.startswith("dcgan-")
-        name = a.method.removeprefix("dcgan-")
-        z_dim = a.z_dim or (100 if gan else 8)
+        family = FAMILIES[registry.entry(a.method).family]
+        z_dim = a.z_dim or family["z_dim"]
         seed_everything(a.seed)  # identical initial parameters on every rank (rank 0's are broadcast anyway)
-        if gan:
-            model = build(name, (1, 28, 28), z_dim=z_dim, width=a.width)
-        else:
-            model = build_method(name, x_shape=(1, 28, 28), z_dim=z_dim, arch=a.arch)
+        model = registry.build(a.method, x_shape=(1, 28, 28), z_dim=z_dim,
+                               **{k: getattr(a, k) for k in family["options"]})
         model.to(device)
         images = load_mnist()["train"].images[: a.train_images].to(device)
-        sampler = ddp.ShardedSampler(images, a.batch, seed=a.seed, transform=None if gan else binarize)
+        sampler = ddp.ShardedSampler(images, a.batch, seed=a.seed, transform=binarize if family["binarize"] else None)
         seed_everything(noise_seed)  # rank-offset noise
         config = {**vars(a), "world_size": world, "global_batch": a.batch * world, "z_dim": z_dim,
-                  "data": "MNIST train, " + ("grey levels" if gan else "dynamically binarised")}
+                  "data": "MNIST train, " + ("dynamically binarised" if family["binarize"] else "grey levels")}
         # one folder for all ranks (fit writes on rank 0 only, every rank reads the checkpoint when resuming)
         run_dir = ddp.gather_objects(new_run_dir(f"train_{a.method}", a.seed, a.run_dir) if rank == 0 else None)[0]
         if rank == 0:

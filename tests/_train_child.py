@@ -33,8 +33,8 @@ import torch  # noqa: E402
 torch.set_num_threads(1)
 
 import lib.train as train  # noqa: E402
+from lib import registry  # noqa: E402
 from lib.data import BatchSampler  # noqa: E402
-from lib.models import build_method  # noqa: E402
 from lib.runs import seed_everything, write_json  # noqa: E402
 
 
@@ -48,7 +48,7 @@ def say(msg: str) -> None:
 
 
 def tiny_avb():
-    return build_method("avb", x_shape=(1, 8, 8), z_dim=2, hidden=(16,), noise_dim=4, adversary_hidden=(16,))
+    return registry.build("avb", x_shape=(1, 8, 8), z_dim=2, hidden=(16,), noise_dim=4, adversary_hidden=(16,))
 
 
 class SlowSampler:
@@ -131,7 +131,7 @@ def slow_disk(seconds: float) -> None:
 
 
 def run_write(args) -> None:
-    model = build_method("vae", x_shape=(1000,), z_dim=4, hidden=(1000,))  # ~2M parameters: an 8 MB checkpoint
+    model = registry.build("vae", x_shape=(1000,), z_dim=4, hidden=(1000,))  # ~2M parameters: an 8 MB checkpoint
     run_dir = Path(args.run_dir)
     say("ready")
     v = args.start

@@ -17,13 +17,13 @@ def informative_toy():
     """Factory: ``make(method)`` builds a small model on AVB's 4-point data whose decoder weights are
     scaled up (so the posterior is not the prior), and returns (model, x (4, 4), exact log p(x) (4,) in
     nats by quadrature on the 2-D latent)."""
+    from lib import registry
     from lib.evaluate import exact_log_px_2d
-    from lib.models import build_method
     from lib.toys import four_points
 
     def make(method: str):
         torch.manual_seed(0)
-        model = build_method(method, x_shape=(4,), z_dim=2, hidden=(16,), noise_dim=4, adversary_hidden=(8,))
+        model = registry.build(method, x_shape=(4,), z_dim=2, hidden=(16,), noise_dim=4, adversary_hidden=(8,))
         with torch.no_grad():
             model.decoder.net[-1].weight.mul_(8)
         x = four_points()

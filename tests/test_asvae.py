@@ -5,10 +5,11 @@ import pytest
 import torch
 import torch.distributions as D
 
-from lib.asvae import ASVAE, discriminator_loss
+from lib import registry
+from lib.asvae import ASVAE
 from lib.evaluate import iwae_log_px
 from lib.flows import PlanarFlowEncoder
-from lib.models import build_method
+from lib.losses import discriminator_loss
 from lib.nets import BernoulliDecoder, make_trunk
 from lib.toys import FourPointSampler
 from lib.train import fit
@@ -107,7 +108,7 @@ def test_bernoulli_rsample_is_binary_with_the_gradient_of_the_mean():
 
 
 def _asvae(method="asvae"):
-    return build_method(method, x_shape=(4,), z_dim=2, hidden=(16,), adversary_hidden=(16,), n_flows=3)
+    return registry.build(method, x_shape=(4,), z_dim=2, hidden=(16,), adversary_hidden=(16,), n_flows=3)
 
 
 def test_pairings_of_the_two_discriminators():
@@ -173,8 +174,8 @@ def test_cifar_pipeline_on_random_8bit_images():
     from lib.sample_quality import reconstruction_errors
 
     x = torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8)
-    m = build_method("asvae", x_shape=(3, 32, 32), z_dim=4, arch="conv32", hidden=(32,), adversary_hidden=(16,),
-                     n_flows=0, likelihood="gaussian")
+    m = registry.build("asvae", x_shape=(3, 32, 32), z_dim=4, arch="conv32", hidden=(32,), adversary_hidden=(16,),
+                       n_flows=0, likelihood="gaussian")
     hist = fit(m, BatchSampler(x, 4, dynamic_binarization=False, transform=dequantize), steps=2,
                lr={"primal": 1e-4, "discriminators": 1e-4}, log_every=1, progress=False)
     assert all(math.isfinite(v) for row in hist for v in row.values())
@@ -199,4 +200,4 @@ def test_cifar_loader_says_how_to_get_the_data(tmp_path):
 
 def test_gaussian_likelihood_is_only_for_vae_and_asvae():
     with pytest.raises(ValueError, match="VAE and AS-VAE"):
-        build_method("avb", x_shape=(4,), z_dim=2, likelihood="gaussian")
+        registry.build("avb", x_shape=(4,), z_dim=2, likelihood="gaussian")

@@ -5,7 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lib.avae import L_Z_VARIANTS, generator_loss, latent_reconstruction_loss, vae_loss
+from lib.avae import L_Z_VARIANTS, generator_loss, latent_reconstruction_loss
+from lib.losses import vae_loss
 
 f64 = torch.float64
 

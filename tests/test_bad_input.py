@@ -10,14 +10,15 @@ import struct
 import pytest
 import torch
 
-from lib.models import METHODS, build_method
+from lib import registry
 
+METHODS = registry.names("nets")
 X_SHAPE = (1, 28, 28)
 
 
 def _tiny(method: str, x_shape=X_SHAPE):
-    return build_method(method, x_shape=x_shape, z_dim=2, hidden=(8,), noise_dim=4, adversary_hidden=(8,), n_flows=2,
-                        n_basis=2, decoder_noise_dim=2)
+    return registry.build(method, x_shape=x_shape, z_dim=2, hidden=(8,), noise_dim=4, adversary_hidden=(8,), n_flows=2,
+                          n_basis=2, decoder_noise_dim=2)
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +61,7 @@ def test_decoder_log_prob_checks_its_input():
     with pytest.raises(ValueError, match=r"BernoulliDecoder\.log_prob expects x of shape \(B, 1, 28, 28\)"):
         dec.log_prob(_binary(3, 784), z)
     assert dec.log_prob(_binary(1, *X_SHAPE), z).shape == (3,)  # a batch of one still broadcasts
-    gauss = build_method("vae", x_shape=(4,), z_dim=2, hidden=(8,), likelihood="gaussian").decoder
+    gauss = registry.build("vae", x_shape=(4,), z_dim=2, hidden=(8,), likelihood="gaussian").decoder
     with pytest.raises(ValueError, match=r"GaussianDecoder\.log_prob expects x of shape \(B, 4\)"):
         gauss.log_prob(torch.rand(3, 2, 2), z)
 
@@ -69,19 +70,18 @@ def test_decoder_log_prob_checks_its_input():
                                                  ((1, 0, 28), ValueError, "positive ints"),
                                                  ((1, 28.0, 28), ValueError, "positive ints")])
 @pytest.mark.parametrize("method", ["vae", "bavae"])
-def test_build_method_rejects_a_malformed_x_shape(method, x_shape, error, match):
+def test_registry_build_rejects_a_malformed_x_shape(method, x_shape, error, match):
     with pytest.raises(error, match=match):
-        build_method(method, x_shape=x_shape, z_dim=2, hidden=(8,))
+        registry.build(method, x_shape=x_shape, z_dim=2, hidden=(8,))
 
 
-def test_build_method_rejects_a_non_positive_z_dim_and_names_the_known_methods():
+def test_registry_build_rejects_a_non_positive_z_dim_and_names_the_known_methods():
     with pytest.raises(ValueError, match="z_dim must be a positive int, got 0"):
-        build_method("vae", x_shape=(4,), z_dim=0, hidden=(8,))
+        registry.build("vae", x_shape=(4,), z_dim=0, hidden=(8,))
     with pytest.raises(ValueError, match="unknown method 'AVB'.*'avb_ac'.*'bavae_h'"):
-        build_method("AVB", x_shape=(4,), z_dim=2)
-    from lib.gans import build
-    with pytest.raises(ValueError, match="unknown method 'avb'.*'vaegan'.*'bigan'"):
-        build("avb", (1, 28, 28))
+        registry.build("AVB", x_shape=(4,), z_dim=2)
+    with pytest.raises(ValueError, match="unknown method 'dcgan-vae'.*'dcgan_vae'.*'vaegan'.*'bigan'"):
+        registry.build("dcgan-vae", x_shape=(1, 28, 28), z_dim=2)
 
 
 def test_numpy_and_torch_sizes_are_valid_x_shapes():
@@ -134,9 +134,7 @@ def test_iwae_rejects_a_zero_chunk(models):
 
 # ------------------------------------------------------------------------------------------------- objectives
 def test_weights_of_another_shape_do_not_broadcast_silently():
-    from lib.asvae import discriminator_loss
-    from lib.avae import gaussian_kl
-    from lib.bavae import kl_fgan_objective
+    from lib.losses import discriminator_loss, gaussian_kl, kl_fgan_objective
 
     t, w = torch.randn(5), torch.full((5,), 0.2)
     with pytest.raises(ValueError, match=r"w_p must have the shape of t_p, \(5,\), got \(5, 1\)"):

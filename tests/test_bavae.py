@@ -5,8 +5,9 @@ import pytest
 import torch
 import torch.distributions as D
 
-from lib.bavae import BAVAE, bounded, kl_fgan_objective
-from lib.models import build_method
+from lib import registry
+from lib.bavae import BAVAE, bounded
+from lib.losses import kl_fgan_objective
 from lib.nets import GaussianDecoder, ImplicitDecoder
 from lib.toys import FourPointSampler
 from lib.train import fit
@@ -69,8 +70,8 @@ def test_bounded_discriminator_gives_the_clipped_optimum_and_a_lower_bound():
 
 
 def _bavae(method="bavae", **kw):
-    return build_method(method, x_shape=(4,), z_dim=2, hidden=(16,), adversary_hidden=(16,), noise_dim=3,
-                        decoder_noise_dim=2, **kw)
+    return registry.build(method, x_shape=(4,), z_dim=2, hidden=(16,), adversary_hidden=(16,), noise_dim=3,
+                          decoder_noise_dim=2, **kw)
 
 
 def test_game_samples_pair_data_codes_and_generated_images():
@@ -164,8 +165,8 @@ def test_fixed_scale_gaussian_decoder_is_the_l2_likelihood():
 def test_full_profile_networks_take_a_training_step_on_mnist_shapes(method):
     """Notebook 31's full-profile models (AVB's convolutional nets) build and train on (B, 1, 28, 28) images."""
     kw = dict(likelihood="gaussian", decoder_std=0.1) if method == "vae" else {}
-    m = build_method(method, x_shape=(1, 28, 28), z_dim=8, arch="conv", hidden=(256, 256), adversary_hidden=(64, 64),
-                     noise_dim=4, decoder_noise_dim=4, **kw)
+    m = registry.build(method, x_shape=(1, 28, 28), z_dim=8, arch="conv", hidden=(256, 256), adversary_hidden=(64, 64),
+                       noise_dim=4, decoder_noise_dim=4, **kw)
     lr = {"model": 1e-3} if method == "vae" else {"primal": 1e-3, "discriminators": 1e-3}
 
     class Images:

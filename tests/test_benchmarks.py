@@ -73,10 +73,10 @@ def test_ais_flop_count_matches_the_decoder_layers():
     import torch
 
     from benchmarks.ais_throughput import PAPER_CHAINS, PAPER_LEAPFROG, transition_flops
-    from lib.models import build_method
+    from lib import registry
 
     torch.manual_seed(0)
-    model = build_method("vae", x_shape=(1, 28, 28), z_dim=2, arch="mlp", hidden=(16, 16))
+    model = registry.build("vae", x_shape=(1, 28, 28), z_dim=2, arch="mlp", hidden=(16, 16))
     x = (torch.rand(3, 1, 28, 28) > 0.5).float()
     layers = [m for m in model.decoder.modules() if isinstance(m, torch.nn.Linear)]
     assert [(m.in_features, m.out_features) for m in layers] == [(2, 16), (16, 16), (16, 784)]

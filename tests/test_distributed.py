@@ -10,8 +10,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from lib import registry
 from lib.distributed import ShardedSampler, allreduce_mean_, cleanup
-from lib.models import build_method
 from lib.train import fit, set_trainable
 
 WORLD, PER_RANK, STEPS, LR = 2, 8, 4, 1e-2
@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _model(method):
     torch.manual_seed(0)
-    return build_method(method, x_shape=(16,), z_dim=2, hidden=(8,), noise_dim=4, adversary_hidden=(8,))
+    return registry.build(method, x_shape=(16,), z_dim=2, hidden=(8,), noise_dim=4, adversary_hidden=(8,))
 
 
 def _data():

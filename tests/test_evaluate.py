@@ -5,8 +5,8 @@ import pytest
 import torch
 import torch.distributions as D
 
+from lib import registry
 from lib.evaluate import evaluate_log_px, exact_log_px_2d, iwae_log_px
-from lib.models import build_method
 from lib.toys import four_points
 
 
@@ -71,7 +71,7 @@ def test_iwae_approaches_the_exact_log_likelihood_from_below(method, informative
 
 
 def test_evaluate_log_px_reports_implementation_and_sem():
-    model = build_method("vae", x_shape=(4,), z_dim=2, hidden=(16,))
+    model = registry.build("vae", x_shape=(4,), z_dim=2, hidden=(16,))
     out = evaluate_log_px(model, four_points().repeat(3, 1), k=10, batch_size=5)
     assert out["n"] == 12 and out["k"] == 10 and "IWAE-10" in out["implementation"] and out["sem"] > 0
     with pytest.raises(ValueError, match="k must be"):

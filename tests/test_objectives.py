@@ -5,13 +5,13 @@ import pytest
 import torch
 import torch.distributions as D
 
+from lib import registry
 from lib.avb import AVB, adversary_loss
-from lib.models import build_method
 from lib.nets import Adversary, MLPTrunk, MomentEncoder
 
 
 def test_vae_kl_is_the_closed_form():
-    vae = build_method("vae", x_shape=(6,), z_dim=3, hidden=(16,))
+    vae = registry.build("vae", x_shape=(6,), z_dim=3, hidden=(16,))
     x = torch.bernoulli(torch.full((5, 6), 0.5))
     t = vae.elbo_terms(x)
     q = vae.encoder(x)
@@ -73,7 +73,7 @@ def test_moment_encoder_moments_match_monte_carlo():
 def test_adaptive_contrast_with_zero_adversary_is_the_gaussian_kl():
     """With T = 0 (its optimum when q is Gaussian), the AC estimate T + log r - log p averaged over q
     is KL(r || p) for the moment-matched Gaussian r: compare with torch.distributions' closed form."""
-    model = build_method("avb_ac", x_shape=(6,), z_dim=3, hidden=(16,), adversary_hidden=(8,))
+    model = registry.build("avb_ac", x_shape=(6,), z_dim=3, hidden=(16,), adversary_hidden=(8,))
     for p in model.adversary.parameters():
         torch.nn.init.zeros_(p)
     model.adversary.analytic_prior = False
@@ -89,20 +89,20 @@ def test_adaptive_contrast_with_zero_adversary_is_the_gaussian_kl():
 
 
 def test_avb_needs_moment_encoder_for_ac_and_names_players():
-    m = build_method("avb", x_shape=(4,), z_dim=2, hidden=(8,), adversary_hidden=(8,))
+    m = registry.build("avb", x_shape=(4,), z_dim=2, hidden=(8,), adversary_hidden=(8,))
     with pytest.raises(ValueError, match="MomentEncoder"):
         AVB(m.encoder, m.decoder, m.adversary, adaptive_contrast=True)
     with pytest.raises(KeyError, match="players"):
         m.loss("generator", torch.rand(2, 4))
     with pytest.raises(ValueError, match="unknown method"):
-        build_method("avbx", x_shape=(4,), z_dim=2)
+        registry.build("avbx", x_shape=(4,), z_dim=2)
 
 
 @pytest.mark.parametrize("method", ["vae", "avb", "avb_ac"])
 def test_full_profile_conv_networks_have_the_right_shapes(method):
     """The paper-scale (conv) networks of the full profile build, run and give per-example terms."""
-    m = build_method(method, x_shape=(1, 28, 28), z_dim=8, arch="conv", adversary_hidden=(32, 32),
-                     adversary_kind="inner")
+    m = registry.build(method, x_shape=(1, 28, 28), z_dim=8, arch="conv", adversary_hidden=(32, 32),
+                       adversary_kind="inner")
     x = torch.bernoulli(torch.full((3, 1, 28, 28), 0.3))
     assert m.decoder(torch.randn(3, 8)).shape == (3, 1, 28, 28)
     t = m.elbo_terms(x)
@@ -112,4 +112,4 @@ def test_full_profile_conv_networks_have_the_right_shapes(method):
         out["loss"].backward()
         assert torch.isfinite(out["loss"])
     with pytest.raises(ValueError, match="x_shape"):
-        build_method(method, x_shape=(3, 32, 32), z_dim=8, arch="conv")
+        registry.build(method, x_shape=(3, 32, 32), z_dim=8, arch="conv")

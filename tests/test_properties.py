@@ -16,10 +16,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lib.asvae import discriminator_loss
-from lib.avae import gaussian_kl, generator_loss, latent_reconstruction_loss, vae_loss
+from lib.avae import generator_loss, latent_reconstruction_loss
 from lib.avb import adversary_loss
-from lib.bavae import bounded, kl_fgan_objective
+from lib.bavae import bounded
+from lib.losses import discriminator_loss, gaussian_kl, kl_fgan_objective, vae_loss
 from lib.nets import BernoulliDecoder
 
 FAST = settings(max_examples=25, deadline=None, derandomize=True, database=None)
@@ -149,12 +149,12 @@ def _binary_images(seed: int, n: int, d: int) -> torch.Tensor:
 def test_iwae_estimate_of_binary_data_is_never_above_zero(seed, method, k):
     """log p(x) <= 0 for binary x. IWAE-k is a stochastic lower bound of it, so an untrained model's estimate above 0
     is a sign error or a missing term (its weights p(x|z) p(z) / r(z) would have to exceed 1 on 16 random pixels)."""
+    from lib import registry
     from lib.evaluate import evaluate_elbo, iwae_log_px
-    from lib.models import build_method
 
     torch.manual_seed(seed)
-    m = build_method(method, x_shape=(16,), z_dim=2, hidden=(8,), noise_dim=4, adversary_hidden=(8,), n_flows=2,
-                     n_basis=2).eval()
+    m = registry.build(method, x_shape=(16,), z_dim=2, hidden=(8,), noise_dim=4, adversary_hidden=(8,), n_flows=2,
+                       n_basis=2).eval()
     x = _binary_images(seed, 6, 16)
     est = iwae_log_px(m, x, k=k, n_fit=16)
     assert est.shape == (6,) and torch.isfinite(est).all() and (est <= 0).all()
@@ -167,11 +167,11 @@ def test_iwae_estimate_of_binary_data_is_never_above_zero(seed, method, k):
 def test_ais_estimate_of_binary_data_is_never_above_zero(seed, start):
     """From the prior every AIS increment (beta_t - beta_{t-1}) log p(x|z) is <= 0 for binary x, so the estimate is <= 0
     exactly; from a fitted posterior it is a stochastic lower bound of log p(x) <= 0."""
+    from lib import registry
     from lib.ais import evaluate_ais
-    from lib.models import build_method
 
     torch.manual_seed(seed)
-    m = build_method("vae", x_shape=(16,), z_dim=2, hidden=(8,))
+    m = registry.build("vae", x_shape=(16,), z_dim=2, hidden=(8,))
     x = _binary_images(seed, 4, 16)
     out = evaluate_ais(m, x, start=start, n_steps=4, n_chains=2, n_leapfrog=2, progress=False,
                        generator=torch.Generator().manual_seed(seed))

@@ -211,7 +211,7 @@ def test_sigkill_never_leaves_a_partial_checkpoint_or_json(tmp_path):
 
 def test_loaders_ignore_leftover_temporary_files(tmp_path, monkeypatch):
     """A SIGKILL inside atomic_write_bytes leaves ``.<name>.<random>.tmp``: resuming and RESULTS.md never read it."""
-    from lib.models import build_method
+    from lib import registry
     from lib.toys import FourPointSampler
     from lib.train import fit
     from paper_reproductions import run
@@ -219,7 +219,7 @@ def test_loaders_ignore_leftover_temporary_files(tmp_path, monkeypatch):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / ".ckpt.pt.abc123.tmp").write_bytes(b"half a checkpoint")
-    m = build_method("vae", x_shape=(4,), z_dim=2, hidden=(8,))
+    m = registry.build("vae", x_shape=(4,), z_dim=2, hidden=(8,))
     hist = fit(m, FourPointSampler(8), steps=2, lr={"model": 1e-3}, run_dir=run_dir, log_every=1, progress=False)
     assert [r["step"] for r in hist] == [1, 2]  # started afresh: the leftover was not taken for a checkpoint
 
@@ -284,28 +284,21 @@ def test_results_md_and_figures_are_written_atomically(tmp_path, monkeypatch):
 
 
 # ------------------------------------------------------------------------------------------------ determinism
-def _gan_methods():
-    from lib.gans import METHODS as GAN_METHODS
-
-    return GAN_METHODS
-
-
 def _short_run(family: str, name: str, seed: int, run_dir: Path) -> bytes:
     """seed_everything, a tiny model, 3 iterations of fit, the final logged losses through finish_run: the bytes of
     final_metrics.json."""
-    from lib import gans
+    from lib import registry
     from lib.data import BatchSampler
-    from lib.models import build_method
     from lib.runs import finish_run, seed_everything
     from lib.train import fit
 
     seed_everything(seed)
-    if family == "models":
-        m = build_method(name, x_shape=(1, 8, 8), z_dim=2, hidden=(16,), noise_dim=4, adversary_hidden=(16,),
-                         n_flows=2, n_basis=2, decoder_noise_dim=2)
+    if family == "nets":
+        m = registry.build(name, x_shape=(1, 8, 8), z_dim=2, hidden=(16,), noise_dim=4, adversary_hidden=(16,),
+                           n_flows=2, n_basis=2, decoder_noise_dim=2)
         sampler = BatchSampler(torch.rand(64, 1, 8, 8), 16)  # dynamic binarisation: the global RNG again
     else:
-        m = gans.build(name, (1, 28, 28), z_dim=4, width=4, noise_dim=2)
+        m = registry.build(name, x_shape=(1, 28, 28), z_dim=4, width=4, noise_dim=2)
         sampler = BatchSampler(torch.rand(64, 1, 28, 28), 16, dynamic_binarization=False)
     last = fit(m, sampler, steps=3, lr={p: 1e-3 for p in m.players}, log_every=1, progress=False)[-1]
     metrics = {k: {"value": v, "implementation": "final logged loss term, 3 iterations"} for k, v in last.items()
@@ -315,9 +308,9 @@ def _short_run(family: str, name: str, seed: int, run_dir: Path) -> bytes:
 
 
 def _all_methods():
-    from lib.models import METHODS
+    from lib import registry
 
-    return [("models", n) for n in METHODS] + [("gans", n) for n in _gan_methods()]
+    return [(registry.entry(n).family, n) for n in registry.names()]
 
 
 @pytest.mark.parametrize("family,name", _all_methods(), ids=[f"{f}-{n}" for f, n in _all_methods()])

@@ -5,14 +5,14 @@ import math
 import pytest
 import torch
 
+from lib import registry
 from lib.avb import AVB
-from lib.models import build_method
 from lib.toys import FourPointSampler
 from lib.train import DivergenceError, fit, load_checkpoint, make_optimizers, save_checkpoint
 
 
 def _avb(**kw):
-    return build_method("avb", x_shape=(4,), z_dim=2, hidden=(16,), noise_dim=4, adversary_hidden=(16,), **kw)
+    return registry.build("avb", x_shape=(4,), z_dim=2, hidden=(16,), noise_dim=4, adversary_hidden=(16,), **kw)
 
 
 def _snapshot(module):
@@ -90,10 +90,10 @@ def test_checkpoint_round_trip_and_wrong_architecture(tmp_path):
     assert load_checkpoint(tmp_path / "ckpt.pt", m2) == 17
     for k, v in m.state_dict().items():
         assert torch.equal(v, m2.state_dict()[k])
-    other = build_method("avb", x_shape=(4,), z_dim=3, hidden=(16,), noise_dim=4, adversary_hidden=(16,))
+    other = registry.build("avb", x_shape=(4,), z_dim=3, hidden=(16,), noise_dim=4, adversary_hidden=(16,))
     with pytest.raises(ValueError, match="another architecture"):
         load_checkpoint(tmp_path / "ckpt.pt", other)
-    vae = build_method("vae", x_shape=(4,), z_dim=2, hidden=(16,))
+    vae = registry.build("vae", x_shape=(4,), z_dim=2, hidden=(16,))
     with pytest.raises(ValueError, match="for method AVB, not VAE"):
         load_checkpoint(tmp_path / "ckpt.pt", vae)
 

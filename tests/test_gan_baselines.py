@@ -1,5 +1,6 @@
-"""DCGAN networks (lib.gan_nets), the baselines (lib.gans) and AVAE (lib.avae.AVAE): shapes, ranges, matched sizes,
-players, AVAE's generator step through the frozen encoder, reconstructions and validation errors."""
+"""DCGAN networks (lib.gan_nets), the baselines (lib.gan_baselines) and AVAE (lib.avae.AVAE), the "dcgan" family of
+lib.registry: shapes, ranges, matched sizes, players, AVAE's generator step through the frozen encoder, reconstructions
+and validation errors."""
 import re
 
 import pytest
@@ -9,8 +10,15 @@ import lib.gan_nets as gan_nets
 from lib.avae import AVAE, latent_reconstruction_loss
 from lib.gan_nets import (Discriminator, DownTrunk, Encoder, Generator, count_parameters, eval_mode,
                           parameter_counts)
-from lib.gans import GAN, METHODS, VAEGAN, BiGAN, ConvVAE, build
+from lib import registry
+from lib.gan_baselines import GAN, VAEGAN, BiGAN, ConvVAE
 from lib.train import fit, set_trainable
+
+METHODS = registry.names("dcgan")
+
+
+def build(name: str, x_shape, **options):
+    return registry.build(name, x_shape=x_shape, **options)
 
 SHAPES = [(1, 28, 28), (3, 32, 32), (3, 64, 64)]
 W, Z = 4, 6  # tiny width and code size: CPU-cheap
@@ -89,8 +97,8 @@ def test_docstring_parameter_table_is_what_the_nets_have():
 
 
 EXPECTED = {  # method -> player -> the top-level networks it updates
-    "vae": {"vae": {"encoder", "decoder"}},
-    "gan": {"discriminator": {"discriminator"}, "generator": {"generator"}},
+    "dcgan_vae": {"vae": {"encoder", "decoder"}},
+    "dcgan": {"discriminator": {"discriminator"}, "generator": {"generator"}},
     "vaegan": {"encoder": {"encoder"}, "decoder": {"decoder"}, "discriminator": {"discriminator"}},
     "bigan": {"discriminator": {"discriminator"}, "generator": {"encoder", "generator"}},
     "avae": {"vae": {"encoder", "decoder"}, "discriminator": {"discriminator"}, "generator": {"generator"}},
@@ -186,9 +194,11 @@ def test_sample_and_reconstruct(method):
     s = m.sample(4)
     assert s.shape == (4, 1, 28, 28) and ((s > 0) & (s < 1)).all()
     x = torch.rand(2, 1, 28, 28)
-    if method == "gan":
+    if method == "dcgan":
         with pytest.raises(NotImplementedError, match="no encoder"):
             m.reconstruct(x)
+        with pytest.raises(NotImplementedError, match="no encoder"):
+            m.encode(x)
     else:
         r = m.reconstruct(x)
         assert r.shape == x.shape and ((r > 0) & (r < 1)).all()
@@ -222,7 +232,7 @@ def test_conv_vae_codes_carry_information_on_a_two_pattern_batch():
     """Two patterns (top or bottom half lit), four copies each: without information in z the best reconstruction is
     the pixel mean, 1/2 * 784 * 0.25 = 98 per image; a working encoder-decoder gets far below it in 40 steps."""
     torch.manual_seed(0)
-    m = build("vae", (1, 28, 28), z_dim=Z, width=W)
+    m = build("dcgan_vae", (1, 28, 28), z_dim=Z, width=W)
     x = torch.zeros(8, 1, 28, 28)
     x[:4, :, :14], x[4:, :, 14:] = 1, 1
     hist = fit(m, Fixed(x), steps=40, lr={"vae": 1e-2}, log_every=10, progress=False)
@@ -271,9 +281,9 @@ def test_validation_errors():
     with pytest.raises(ValueError, match="gaussian"):
         ConvVAE(Encoder((1, 28, 28), Z, W, "deterministic"), dec)
     with pytest.raises(ValueError, match="unknown method"):
-        build("wgan", (1, 28, 28))
+        build("wgan", (1, 28, 28), z_dim=Z)
     with pytest.raises(KeyError, match="players"):
-        build("gan", (1, 28, 28), z_dim=Z, width=W).loss("encoder", torch.rand(2, 1, 28, 28))
+        build("dcgan", (1, 28, 28), z_dim=Z, width=W).loss("encoder", torch.rand(2, 1, 28, 28))
 
 
 @pytest.mark.parametrize("shape", SHAPES[1:], ids=["cifar10", "celeba64"])
@@ -291,7 +301,7 @@ def test_notebook_41_pipeline_on_random_tensors_of_the_other_datasets_shapes(met
     assert len(hist) == 2
     s = m.sample(3)
     assert s.shape == (3, *shape) and ((s >= 0) & (s <= 1)).all()
-    if method != "gan":
+    if method != "dcgan":
         x = torch.rand(3, *shape)
         assert 0 < reconstruction_errors(x, m.reconstruct(x))["mse"]["value"] < 1
 

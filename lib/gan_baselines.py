@@ -1,43 +1,43 @@
-"""AVAE's baselines on the shared DCGAN networks (:mod:`lib.gan_nets`) and training loop (:func:`lib.train.fit`).
+"""AVAE's baselines on the shared DCGAN networks (:mod:`lib.gan_nets`) and training loop (:func:`lib.train.fit`):
+the VAE with an L2 likelihood (:class:`ConvVAE`), the GAN (DCGAN), VAE/GAN and BiGAN.
 
 REFERENCE.md Sec. 4: the AVAE paper compares against a VAE, a GAN (DCGAN), VAE/GAN (Larsen et al. 2016) and BiGAN,
-all with DCGAN-style networks in the same code. Each baseline here is a :class:`~lib.method.Method` (players, losses);
-:func:`build` makes any of them, and :class:`lib.avae.AVAE`, with networks of matched size.
+all with DCGAN-style networks in the same code. Each baseline here is a :class:`~lib.method.Method` (players, losses),
+registered in :mod:`lib.registry` (family ``"dcgan"``) as ``"dcgan_vae"``, ``"dcgan"``, ``"vaegan"`` and ``"bigan"``;
+:mod:`lib.avae` registers ``"avae"`` on networks of the same sizes.
 
 Conventions. Pixels in [0, 1]. Logistic discriminators output logits; log sigmoid(l) = -softplus(-l) and
 log(1 - sigmoid(l)) = -softplus(l). Losses are means over the batch of per-example values (nats per example for
 the likelihood-like terms). Unless said otherwise, real and generated images go through a batch-normalised
 discriminator in *separate* forward passes (separate batch statistics; the DCGAN reference implementation's practice).
-Every method has ``sample(n)`` (images from the prior) and ``reconstruct(x)`` (the GAN's raises NotImplementedError:
-it has no encoder); both run the networks in their current mode (``fit`` leaves them in eval mode, so batch norm uses
-its running statistics) and without gradients.
+Every method has ``sample(n)`` (images from the prior), ``encode(x)`` and ``reconstruct(x)`` (the GAN's raise
+NotImplementedError: it has no encoder); they run the networks in their current mode (``fit`` leaves them in eval
+mode, so batch norm uses its running statistics) and without gradients.
 """
 from __future__ import annotations
 
 import torch
-import torch.distributions as D
 import torch.nn.functional as F
 
-from .asvae import discriminator_loss
-from .avae import AVAE, gaussian_kl, vae_loss
 from .gan_nets import Discriminator, Encoder, Generator
+from .losses import discriminator_loss, gaussian_kl, vae_loss
 from .method import Method
-from .nets import check_method_batch, standard_normal_prior
+from .nets import check_method_batch
+from .registry import register
 
-__all__ = ["ConvVAE", "GAN", "VAEGAN", "BiGAN", "AVAE", "build", "METHODS", "gaussian_kl"]
+__all__ = ["ConvVAE", "GAN", "VAEGAN", "BiGAN"]
 
 
 class _Generative(Method):
-    """Shared helpers: the prior, ``draw_z``, ``sample(n)``."""
+    """Shared helpers: ``sample(n)`` from the network named ``generator_name``, ``encode(x)`` (z ~ q(z|x) of an
+    ``encoder``, see :meth:`lib.gan_nets.Encoder.sample`)."""
 
     generator_name = "generator"
 
-    def prior(self, device=None) -> D.Independent:
-        return standard_normal_prior(self.z_dim, device or next(self.parameters()).device)
-
-    def draw_z(self, n: int, device=None) -> torch.Tensor:
-        """n codes from the prior N(0, I): (n, Z)."""
-        return self.prior(device).sample((n,))
+    @torch.no_grad()
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """z ~ q(z|x) (mu + sigma eps; BiGAN's deterministic E(x)): (B, Z)."""
+        return self.encoder.sample(x)
 
     @torch.no_grad()
     def sample(self, n: int) -> torch.Tensor:
@@ -51,7 +51,7 @@ class _Generative(Method):
 class ConvVAE(_Generative):
     """The VAE baseline: L = beta KL(q(z|x) || N(0, I)) + 1/2 ||x - Dec(z)||^2, z ~ q(z|x) reparameterised
     (Kingma & Welling 2014 with a unit-variance Gaussian likelihood up to a constant; the same L_E as AVAE's VAE,
-    :func:`lib.avae.vae_loss`).
+    :func:`lib.losses.vae_loss`).
 
     encoder: :class:`~lib.gan_nets.Encoder` of kind ``"gaussian"`` (per-example sigma) or ``"shared_sigma"``;
     decoder: :class:`~lib.gan_nets.Generator` with noise_dim = 0. One player, ``"vae"``.
@@ -59,6 +59,7 @@ class ConvVAE(_Generative):
     """
 
     players = {"vae": ("encoder", "decoder")}
+    critic_players = ()
     generator_name = "decoder"
 
     def __init__(self, encoder: Encoder, decoder: Generator, beta: float = 1.0):
@@ -97,7 +98,7 @@ class GAN(_Generative):
     """DCGAN (Radford et al. 2016) trained with the GAN game of Goodfellow et al. (2014):
 
     discriminator: min_D  -E_x log sigmoid D(x) - E_z log(1 - sigmoid D(G(z)))   (Goodfellow et al. 2014, Eq. 1
-                   negated; :func:`lib.asvae.discriminator_loss`);
+                   negated; :func:`lib.losses.discriminator_loss`);
     generator:     min_G  -E_z log sigmoid D(G(z))   (the non-saturating loss, Goodfellow et al. 2014, Sec. 3).
 
     generator: :class:`~lib.gan_nets.Generator` (noise_dim = 0 in the baseline); discriminator:
@@ -106,6 +107,7 @@ class GAN(_Generative):
     """
 
     players = {"discriminator": ("discriminator",), "generator": ("generator",)}
+    critic_players = ("discriminator",)
 
     def __init__(self, generator: Generator, discriminator: Discriminator):
         super().__init__()
@@ -126,6 +128,9 @@ class GAN(_Generative):
             d_fake = self.discriminator(self.generator.sample(z))
             return {"loss": F.softplus(-d_fake).mean(), "d_fake": d_fake.mean().detach()}
         self._unknown(player)
+
+    def encode(self, x: torch.Tensor):
+        raise NotImplementedError("a GAN has no encoder: it cannot encode images (nor reconstruct them)")
 
     def reconstruct(self, x: torch.Tensor):
         raise NotImplementedError("a GAN has no encoder, so it cannot reconstruct; the reconstruction metrics (MSE, "
@@ -167,6 +172,7 @@ class VAEGAN(_Generative):
     """
 
     players = {"encoder": ("encoder",), "decoder": ("decoder",), "discriminator": ("discriminator",)}
+    critic_players = ("discriminator",)
     generator_name = "decoder"
     DECODER_GAN = ("nonsaturating", "minimax")
 
@@ -253,6 +259,7 @@ class BiGAN(_Generative):
     """
 
     players = {"discriminator": ("discriminator",), "generator": ("encoder", "generator")}
+    critic_players = ("discriminator",)
 
     def __init__(self, encoder: Encoder, generator: Generator, discriminator: Discriminator):
         super().__init__()
@@ -286,25 +293,33 @@ class BiGAN(_Generative):
         return self.generator(self.encoder(x))
 
 
-METHODS = ("vae", "gan", "vaegan", "bigan", "avae")
+# ------------------------------------------------------------------------------------------------- builders
+# Family "dcgan" of lib.registry: networks of one ``width`` (quick and full profiles differ only by it; the full profile
+# of REFERENCE.md Sec. 4: z_dim 100, width 64); ``noise_dim`` is AVAE's xi size, accepted and unused here so that one
+# set of options builds every model of the family; further options go to the method's constructor.
+
+@register("dcgan_vae", family="dcgan", summary="VAE with an L2 (unit-variance Gaussian) likelihood on DCGAN networks")
+def build_dcgan_vae(*, x_shape, z_dim: int, width: int = 64, noise_dim: int = 16, **options) -> ConvVAE:
+    """:class:`ConvVAE` (options: ``beta``): a ``"gaussian"`` encoder, then the decoder."""
+    return ConvVAE(Encoder(x_shape, z_dim, width, "gaussian"), Generator(z_dim, x_shape, 0, width), **options)
 
 
-def build(method: str, x_shape, z_dim: int = 100, width: int = 64, noise_dim: int = 16, **options) -> Method:
-    """Any of AVAE and its baselines on DCGAN networks of one ``width`` (quick and full profiles differ only by it;
-    the full profile of REFERENCE.md Sec. 4: z_dim 100, width 64). noise_dim: AVAE's xi size (ignored otherwise; our
-    choice, the notes give none). options: the method's own (``beta``; ``gamma``, ``rec_layer``, ``decoder_gan``;
-    ``lz_weight``, ``lz_variant``). raises ValueError for an unknown method, and what the constructors raise."""
-    if method == "vae":
-        return ConvVAE(Encoder(x_shape, z_dim, width, "gaussian"), Generator(z_dim, x_shape, 0, width), **options)
-    if method == "gan":
-        return GAN(Generator(z_dim, x_shape, 0, width), Discriminator(x_shape, width), **options)
-    if method == "vaegan":
-        return VAEGAN(Encoder(x_shape, z_dim, width, "gaussian"), Generator(z_dim, x_shape, 0, width),
-                      Discriminator(x_shape, width), **options)
-    if method == "bigan":
-        return BiGAN(Encoder(x_shape, z_dim, width, "deterministic"), Generator(z_dim, x_shape, 0, width),
-                     Discriminator(x_shape, width, z_dim), **options)
-    if method == "avae":
-        return AVAE(Encoder(x_shape, z_dim, width, "shared_sigma"), Generator(z_dim, x_shape, 0, width),
-                    Generator(z_dim, x_shape, noise_dim, width), Discriminator(x_shape, width), **options)
-    raise ValueError(f"unknown method {method!r}: use one of {METHODS}")
+@register("dcgan", family="dcgan", summary="GAN: DCGAN generator and discriminator, non-saturating loss")
+def build_dcgan(*, x_shape, z_dim: int, width: int = 64, noise_dim: int = 16, **options) -> GAN:
+    """:class:`GAN` (no options): the generator, then the discriminator."""
+    return GAN(Generator(z_dim, x_shape, 0, width), Discriminator(x_shape, width), **options)
+
+
+@register("vaegan", family="dcgan", summary="VAE/GAN (Larsen et al. 2016): discriminator-feature reconstruction")
+def build_vaegan(*, x_shape, z_dim: int, width: int = 64, noise_dim: int = 16, **options) -> VAEGAN:
+    """:class:`VAEGAN` (options: ``gamma``, ``rec_layer``, ``decoder_gan``): a ``"gaussian"`` encoder, the decoder,
+    the discriminator."""
+    return VAEGAN(Encoder(x_shape, z_dim, width, "gaussian"), Generator(z_dim, x_shape, 0, width),
+                  Discriminator(x_shape, width), **options)
+
+
+@register("bigan", family="dcgan", summary="BiGAN / ALI: deterministic encoder, joint discriminator D(x, z)")
+def build_bigan(*, x_shape, z_dim: int, width: int = 64, noise_dim: int = 16, **options) -> BiGAN:
+    """:class:`BiGAN` (no options): a ``"deterministic"`` encoder, the generator, the joint discriminator."""
+    return BiGAN(Encoder(x_shape, z_dim, width, "deterministic"), Generator(z_dim, x_shape, 0, width),
+                 Discriminator(x_shape, width, z_dim), **options)
