@@ -33,7 +33,7 @@ import torch
 import torch.distributions as D
 from tqdm.auto import tqdm
 
-from .evaluate import _check_positive, check_eval_data, mean_sem
+from .evaluate import _check_positive, check_eval_data, check_n_fit, mean_sem
 from .method import Method
 from .nets import standard_normal_prior
 
@@ -389,12 +389,13 @@ def evaluate_ais(method: Method, x: torch.Tensor, batch_size: int = 100, start: 
     kw: passed to :func:`ais_log_px` (n_steps, n_chains, n_leapfrog, ...).
     returns: {"value": mean nats, "sem", "n", "log_px" (N,) on the CPU, "accept_rate", "step_size",
     "implementation", and the AIS settings}.
-    raises ValueError for an unknown start, batch_size < 1, the errors of :func:`ais_log_px`, and those of
+    raises ValueError for an unknown start, batch_size < 1, n_fit < 2, the errors of :func:`ais_log_px`, and those of
     :func:`lib.evaluate.check_eval_data` for x (e.g. pixels outside [0, 1] under a Bernoulli likelihood).
     """
     if start not in ("posterior", "prior"):
         raise ValueError(f"unknown start {start!r}: use 'posterior' or 'prior'")
     _check_positive(batch_size=batch_size)
+    check_n_fit(n_fit)
     check_eval_data(method, x, "evaluate_ais")
     method.eval()
     vals, acc, steps, out = [], [], [], {}

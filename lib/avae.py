@@ -152,6 +152,12 @@ class AVAE(Method):
         return {"loss": per, "adv": F.softplus(-c_fake), "L_Z": lz, "x_hat": x_hat}
 
     def loss(self, player: str, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The three players' objectives on a batch x (B, *x_shape) of pixels in [0, 1] (Plumerault et al. 2020):
+        ``"vae"``: the VAE loss beta KL + 1/2 ||x - Dec(z)||^2 (:func:`lib.losses.vae_loss`); ``"discriminator"``: the
+        logistic loss of C on real x against G(z, xi) (:func:`lib.losses.discriminator_loss`); ``"generator"``: the
+        adversarial term plus lz_weight L_Z (:meth:`generator_terms`). Values are batch means, nats per example where
+        likelihood-like. raises KeyError for an unknown player, TypeError / ValueError for x of the wrong dtype or
+        shape."""
         check_method_batch(self, x, "AVAE.loss")
         if player == "vae":
             mu, log_sigma = self.encoder(x)

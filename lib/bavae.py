@@ -48,7 +48,9 @@ def bounded(v: torch.Tensor, t_max: float) -> torch.Tensor:
     against the prior) the unconstrained maximiser of E_P T - E_Q e^{T-1} runs to +infinity, and one sample of Q that
     then lands there makes e^{T-1} overflow. Restricting T to T <= t_max keeps a valid lower bound on the KL (the
     pointwise optimum becomes min(1 + log P/Q, t_max)) and caps e^{T-1} at e^{t_max - 1}.
-    v: raw discriminator outputs, any shape (nats); returns: the same shape, every entry < t_max."""
+    v: raw discriminator outputs, any shape (nats); returns: the same shape, every entry <= t_max (< t_max in exact
+    arithmetic; in floating point softplus(t_max - v) underflows to 0 once v exceeds t_max by a few tens, e.g.
+    ``bounded(30., 10.)`` is exactly 10.0 in float32)."""
     return t_max - F.softplus(t_max - v)
 
 

@@ -38,14 +38,28 @@ def _check_positive(**kw) -> None:
             raise ValueError(f"{name} must be an int >= 1, got {v!r}")
 
 
+def check_n_fit(n_fit) -> None:
+    """raises ValueError unless n_fit is an int >= 2: a fitted proposal's standard deviation is estimated from n_fit
+    posterior samples per image, and the standard deviation of one sample is undefined (NaN)."""
+    if isinstance(n_fit, bool) or not isinstance(n_fit, int) or n_fit < 2:
+        raise ValueError(f"n_fit must be an int >= 2 (the fitted proposal's standard deviation needs at least two "
+                         f"posterior samples per image), got {n_fit!r}")
+
+
 @torch.no_grad()
 def proposal(method: Method, x: torch.Tensor, n_fit: int = 128, std_scale: float = 1.0) -> D.Independent:
     """Diagonal-Gaussian importance distribution for p(z|x), the encoder's
     (:meth:`lib.nets.AmortisedEncoder.gaussian_proposal`): batch shape (B,), event (Z,).
 
-    n_fit: posterior samples per x used to fit mean and std when the encoder is implicit (or a flow).
-    std_scale: widen the std (heavier tails make importance weights safer).
+    x: (B, *x_shape), the method's data (e.g. (B, 1, 28, 28) binary images).
+    n_fit: posterior samples per x used to fit mean and std when the encoder is implicit (or a flow); >= 2.
+    std_scale: widen the std (heavier tails make importance weights safer); > 0.
+    raises ValueError if n_fit < 2 or std_scale <= 0, and the errors of :func:`check_eval_data` for x.
     """
+    check_n_fit(n_fit)
+    if not std_scale > 0:
+        raise ValueError(f"std_scale must be > 0, got {std_scale!r}")
+    check_eval_data(method, x, "proposal")
     return method.encoder.gaussian_proposal(x, n_fit=n_fit, std_scale=std_scale)
 
 
@@ -57,13 +71,16 @@ def iwae_log_px(method: Method, x: torch.Tensor, k: int = 1000, chunk: int = 100
     r: the encoder's importance proposal (:meth:`lib.nets.AmortisedEncoder.importance_proposal`): the planar flow
     itself (explicit density), else a diagonal Gaussian (:func:`proposal`).
 
-    x: (B, *x_shape) in {0, 1}. k: importance samples per x (drawn ``chunk`` at a time).
+    x: (B, *x_shape): binary pixels in {0, 1} for a Bernoulli decoder; any real values for a Gaussian decoder
+    (a density on R^D, so the value is a log-density, not a probability). k: importance samples per x (drawn
+    ``chunk`` at a time). n_fit: posterior samples per x for a fitted proposal (>= 2).
     returns: (B,) nats, a stochastic lower bound on log p(x) (IWAE-k).
-    raises ValueError if k < 1 or chunk < 1, and the errors of :func:`check_eval_data` for x.
+    raises ValueError if k < 1, chunk < 1 or n_fit < 2, and the errors of :func:`check_eval_data` for x.
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
-    _check_positive(chunk=chunk, n_fit=n_fit)
+    _check_positive(chunk=chunk)
+    check_n_fit(n_fit)
     check_eval_data(method, x, "iwae_log_px")
     r = method.encoder.importance_proposal(x, n_fit=n_fit, std_scale=std_scale)
     prior = method.prior(x.device)

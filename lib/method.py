@@ -49,7 +49,9 @@ class Method(nn.Module):
 
     @property
     def schedule(self) -> list[tuple[str, int]]:
-        """[(player, steps per iteration), ...] in the order they are stepped."""
+        """[(player, steps per iteration), ...] in the order :func:`lib.train.fit` steps them within one iteration
+        (default: every player once, in the order of ``players``; AVB, AS-VAE and BAVAE step their critics k times
+        first). Each step draws a fresh batch."""
         return [(p, 1) for p in self.players]
 
     def player_parameters(self, player: str) -> list[nn.Parameter]:
@@ -59,6 +61,10 @@ class Method(nn.Module):
         return [p for name in self.players[player] for p in getattr(self, name).parameters()]
 
     def loss(self, player: str, x: torch.Tensor) -> dict[str, torch.Tensor]:  # pragma: no cover - interface
+        """The terms of ``player``'s objective on a batch x (B, *x_shape): a dict of scalar tensors whose ``"loss"``
+        entry (a batch mean, nats per example for likelihood-like terms) the player minimises; the other entries are
+        detached diagnostics that :func:`lib.train.fit` logs. Subclasses raise KeyError for an unknown player (naming
+        the known ones) and TypeError / ValueError for a batch of the wrong dtype or shape."""
         raise NotImplementedError
 
     # -- the model surface -------------------------------------------------------------------------------------------

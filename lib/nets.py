@@ -172,7 +172,11 @@ class AmortisedEncoder(nn.Module):
     @torch.no_grad()
     def fitted_gaussian(self, x: torch.Tensor, n_fit: int = 128, std_scale: float = 1.0) -> D.Independent:
         """N(mean, diag (std_scale * std)^2) with the mean and standard deviation (floored at 1e-4) of ``n_fit``
-        posterior samples per x (B, *x_shape), drawn in one batch of n_fit * B: batch shape (B,), event (Z,)."""
+        posterior samples per x (B, *x_shape), drawn in one batch of n_fit * B: batch shape (B,), event (Z,).
+        raises ValueError if n_fit < 2 (the standard deviation of one sample is undefined)."""
+        if isinstance(n_fit, bool) or not isinstance(n_fit, int) or n_fit < 2:
+            raise ValueError(f"n_fit must be an int >= 2 (the standard deviation of n_fit posterior samples), "
+                             f"got {n_fit!r}")
         B = x.shape[0]
         xs = x.unsqueeze(0).expand(n_fit, *x.shape).reshape(n_fit * B, *x.shape[1:])
         z = self.sample(xs).view(n_fit, B, -1)

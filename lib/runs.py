@@ -75,6 +75,9 @@ def rng_state() -> dict:
 
 
 def set_rng_state(state: dict) -> None:
+    """Restore the Python, NumPy, torch CPU and (when CUDA is available and the state has them) CUDA generators from a
+    dict of :func:`rng_state`'s form {"python", "numpy", "torch", "cuda"?}, e.g. a checkpoint's; a CUDA state saved
+    on a GPU machine is ignored on a CPU-only one. raises KeyError if "python", "numpy" or "torch" is missing."""
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])

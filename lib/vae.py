@@ -37,6 +37,9 @@ class VAE(EncoderDecoderMethod):
         return {"elbo": rec - kl, "rec": rec, "kl": kl}
 
     def loss(self, player: str, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The negative ELBO of :meth:`elbo_terms` on x (B, *x_shape): {"loss": -mean ELBO, "elbo", "rec", "kl"} in
+        nats per example (Kingma & Welling 2014, Eq. 10). raises KeyError for a player other than "model", and what
+        :meth:`elbo_terms` raises for x."""
         self.player_parameters(player)  # validates the name
         t = self.elbo_terms(x)
         return {"loss": -t["elbo"].mean(), **{k: v.mean().detach() for k, v in t.items()}}
