@@ -184,3 +184,15 @@ def test_full_profile_networks_take_a_training_step_on_mnist_shapes(method):
     if method != "vae":
         x = m.reconstruct(torch.rand(3, 1, 28, 28))
         assert x.shape == (3, 1, 28, 28) and ((x > 0) & (x < 1)).all()
+
+
+def test_bounded_is_at_most_t_max_and_reaches_it_in_float32():
+    """The documented guarantee is <= t_max: softplus(t_max - v) underflows once v exceeds t_max by a few tens, so in
+    float32 bounded(30, 10) is exactly 10 (a '<' promise would be false); below t_max it is strictly below."""
+    from lib.bavae import bounded
+
+    v = torch.tensor([-50.0, 0.0, 9.0, 10.0, 30.0, 1e4])
+    out = bounded(v, 10.0)
+    assert (out <= 10.0).all() and float(out[4]) == 10.0
+    assert (out[:3] < 10.0).all()
+    assert float(out[0]) == pytest.approx(-50.0, abs=1e-6)  # ~ identity well below the bound
