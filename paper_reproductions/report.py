@@ -191,7 +191,7 @@ def claim_value(quantity: dict, metrics: dict) -> tuple[float, float | None] | N
     The sem is the metrics' ``sem`` combined in quadrature (for a ratio, relative errors in quadrature: the delta
     method), or None when a metric has none. returns None when a metric is absent or not finite.
     """
-    keys = [quantity["metric"]] if "metric" in quantity else list(quantity.get("difference") or quantity.get("ratio"))
+    keys = _keys(quantity)
     if not all(k in metrics and _finite(metrics[k].get("value")) for k in keys):
         return None
     vals = [float(metrics[k]["value"]) for k in keys]
@@ -279,7 +279,9 @@ def evaluate_claim(claim: dict, results: dict, profile: str) -> dict:
     ours = measure(claim["quantity"], entry["runs"])
     if ours is None:
         if entry["runs"]:
-            return {"verdict": "not run", "reason": f"no run has {_quantity_keys(claim['quantity'])}", "ours": None}
+            missing = [k for k in _keys(claim["quantity"]) if not any(k in r.get("metrics", {}) for r in entry["runs"])]
+            return {"verdict": "not run", "reason": f"no run has {_quantity_keys(claim['quantity'], missing)}",
+                    "ours": None}
         reason = f"skipped: {entry['skipped']['reason']}" if entry.get("skipped") else "no run"
         return {"verdict": "not run", "reason": _clip(reason, 90), "ours": None}
     v, why = verdict(ours["value"], ours["u"], claim["holds_if"])
@@ -289,16 +291,12 @@ def evaluate_claim(claim: dict, results: dict, profile: str) -> dict:
     return {"verdict": v, "reason": why, "ours": ours}
 
 
-def _quantity_keys(quantity: dict) -> str:
-    keys = [quantity["metric"]] if "metric" in quantity else quantity.get("difference") or quantity.get("ratio")
-    return " and ".join(f"`{k}`" for k in keys)
+def _keys(quantity: dict) -> list[str]:
+    return [quantity["metric"]] if "metric" in quantity else list(quantity.get("difference") or quantity.get("ratio"))
 
 
-def _quantity_text(quantity: dict) -> str:
-    if "metric" in quantity:
-        return f"`{quantity['metric']}`"
-    a, b = quantity.get("difference") or quantity.get("ratio")
-    return f"`{a}` {'-' if 'difference' in quantity else '/'} `{b}`"
+def _quantity_keys(quantity: dict, keys: list[str] | None = None) -> str:
+    return " and ".join(f"`{k}`" for k in (keys or _keys(quantity)))
 
 
 def _clip(text: str, n: int) -> str:
@@ -374,7 +372,7 @@ def scoreboard(claims: list[dict], results: dict, profiles: list[str]) -> list[s
             if claim.get("source") and claim["source"] not in sources:
                 sources.append(claim["source"])
         if sources:
-            lines += [""] + _wrap("Sources: " + "; ".join(sources) + ".")
+            lines += ["", "Sources:", ""] + [line for src in sources for line in _wrap(f"- {src}", "  ")]
     return lines
 
 
