@@ -38,7 +38,6 @@ DATA_DIR = REPRO_DIR / "results"
 PAPER_VALUES = REPRO_DIR / "paper_values.yaml"
 CLAIMS = REPRO_DIR / "claims.yaml"
 RESULTS = REPRO_DIR / "RESULTS.md"
-PARAMS_DIR = REPRO_DIR / "params"
 MAX_LINE = 200  #: no line of RESULTS.md is longer (tests/test_report.py checks it)
 PROFILE_ORDER = ("quick", "standard", "full")  #: display order of known profiles; others follow alphabetically
 PAPERS = ("AVB", "AS-VAE", "BAVAE", "AVAE")
@@ -66,7 +65,7 @@ def record_from_run(run_dir: str | Path) -> dict | None:
     ``final_metrics.json`` or the runner marked it failed. A skip gives a record with ``skipped`` (the reason).
 
     Reads ``final_metrics.json`` (metrics, device), ``runner.json`` (notebook seconds, parameters, start time; absent
-    for runs made outside the runner), ``env.json`` (git commit) and every ``fit_time.json`` below the folder (summed:
+    for runs made outside the runner, or still running: then the start time is the folder's stamp), ``env.json`` (git commit) and every ``fit_time.json`` below the folder (summed:
     the training part of the notebook's time, seconds).
     """
     run_dir = Path(run_dir)
@@ -84,11 +83,20 @@ def record_from_run(run_dir: str | Path) -> dict | None:
            "parameters": runner.get("parameters", {}), "notebook": runner.get("notebook", experiment),
            "notebook_seconds": runner.get("seconds"),
            "fit_seconds": round(sum(f for f in fits if f is not None), 1) if fits else None,
-           "started": runner.get("started"), "git_commit": env.get("git_commit"), "run": run_dir.name,
+           "started": runner.get("started") or _stamp_time(run_dir.name), "git_commit": env.get("git_commit"),
+           "run": run_dir.name,
            "command": command(experiment, fm["profile"], int(fm["seed"]))}
     if fm.get("skipped"):
         rec["skipped"] = fm["skipped"]
     return rec
+
+
+def _stamp_time(name: str) -> str | None:
+    """``"20261129-161154_s0"`` -> ``"2026-11-29T16:11:54"`` (the run folder's local time), None for another name."""
+    stamp = name.rsplit("_s", 1)[0]
+    if len(stamp) != 15 or stamp[8] != "-" or not (stamp[:8] + stamp[9:]).isdigit():
+        return None
+    return f"{stamp[:4]}-{stamp[4:6]}-{stamp[6:8]}T{stamp[9:11]}:{stamp[11:13]}:{stamp[13:]}"
 
 
 def save_record(rec: dict, data_dir: Path | None = None) -> Path:
@@ -168,13 +176,15 @@ def profiles_of(results: dict) -> list[str]:
 def load_claims(path: Path | None = None) -> list[dict]:
     """The claims of ``claims.yaml``, one per experiment: a claim with ``experiments: [a, b]`` becomes one claim per
     experiment, its text followed by the experiment's name. raises ValueError for a claim without paper, text,
-    quantity or holds_if."""
+    quantity, holds_if or experiment(s), or with a holds_if side other than greater / less / equal."""
     path = path or CLAIMS
     out = []
     for claim in (yaml.safe_load(path.read_text()) if path.exists() else None) or []:
         missing = {"paper", "text", "quantity", "holds_if"} - set(claim)
         if missing or not ({"experiment", "experiments"} & set(claim)):
             raise ValueError(f"{path}: claim {claim.get('text')!r} lacks {sorted(missing) or ['experiment']}")
+        if claim["holds_if"].get("side") not in ("greater", "less", "equal"):
+            raise ValueError(f"{path}: claim {claim['text']!r}: holds_if.side must be greater, less or equal")
         if "experiments" in claim:
             for experiment in claim["experiments"]:
                 one = {k: v for k, v in claim.items() if k != "experiments"}

@@ -254,3 +254,12 @@ def test_scoreboard_lists_every_paper_and_renders_verdicts(data_dir):
     claims = report.load_claims()
     assert {c["paper"] for c in claims} == set(report.PAPERS)
     assert all(c["holds_if"]["side"] in ("greater", "less", "equal") for c in claims)
+
+
+def test_a_run_without_runner_json_takes_its_start_from_the_folder_stamp(tmp_path):
+    d = tmp_path / "11_avb_toy_4points" / "20261129-161154_s0"
+    d.mkdir(parents=True)
+    (d / "final_metrics.json").write_text(json.dumps({"profile": "quick", "seed": 0, "metrics": {}}))
+    rec = report.record_from_run(d)
+    assert rec["started"] == "2026-11-29T16:11:54" and rec["notebook_seconds"] is None and rec["fit_seconds"] is None
+    assert rec["experiment"] == "11_avb_toy_4points"  # from the folder when final_metrics.json does not say
