@@ -65,8 +65,8 @@ def record_from_run(run_dir: str | Path) -> dict | None:
     ``final_metrics.json`` or the runner marked it failed. A skip gives a record with ``skipped`` (the reason).
 
     Reads ``final_metrics.json`` (metrics, device), ``runner.json`` (notebook seconds, parameters, start time; absent
-    for runs made outside the runner, or still running: then the start time is the folder's stamp), ``env.json`` (git commit) and every ``fit_time.json`` below the folder (summed:
-    the training part of the notebook's time, seconds).
+    for runs made outside the runner or still running: then the start time is the folder's stamp), ``env.json`` (git
+    commit) and every ``fit_time.json`` below the folder (summed: the training part of the notebook's time, seconds).
     """
     run_dir = Path(run_dir)
     fm = _read_json(run_dir / "final_metrics.json")
@@ -107,7 +107,8 @@ def save_record(rec: dict, data_dir: Path | None = None) -> Path:
     if rec.get("skipped"):
         path = folder / "skipped.json"
         old = _read_json(path) or {}
-        seeds = sorted(set(old.get("seeds", [])) | {rec["seed"]}) if old.get("reason") == rec["skipped"] else [rec["seed"]]
+        same = old.get("reason") == rec["skipped"]  # the same skip on another seed: one record for them all
+        seeds = sorted(set(old.get("seeds", [])) | {rec["seed"]}) if same else [rec["seed"]]
         write_json(path, {"experiment": rec["experiment"], "profile": rec["profile"], "reason": rec["skipped"],
                           "device": rec["device"], "seeds": seeds, "started": rec.get("started"),
                           "git_commit": rec.get("git_commit"), "notebook_seconds": rec.get("notebook_seconds"),
@@ -270,7 +271,7 @@ def verdict(value: float, u: float | None, test: dict, k: float = K_SIGMA) -> tu
     if margin - ku > 0:
         size = test.get("size")
         if size is not None and sign * (value - float(size)) + ku < 0:
-            return "inconclusive", f"{op} {t:g} beyond {k:g}u, but smaller than the paper's {float(size):g} beyond {k:g}u"
+            return "inconclusive", f"{op} {t:g} beyond {k:g}u, but below the paper's {float(size):g} beyond {k:g}u"
         return "holds", f"{op} {t:g} by more than {k:g}u" + (f", size consistent with {float(size):g}"
                                                               if size is not None else "")
     if margin + ku < 0:
@@ -334,22 +335,20 @@ def _wrap(text: str, indent: str = "") -> list[str]:
                          break_on_hyphens=False) or [""]
 
 
-def _ours_text(ours: dict, digits) -> str:
+def _ours_text(ours: dict, digits, each: list[float] | None = None) -> str:
+    """``mean ± u (sd, n seeds)`` or ``value ± sem (sem, 1 seed)``; ``each``: the seeds' values, listed after n."""
     n = len(ours["seeds"])
     if ours["u"] is None:
         return f"{_fmt(ours['value'], digits)} ({n} seed)" if n == 1 else _fmt(ours["value"], digits)
     kind = f"sd, {n} seeds" if ours["u_kind"] == "sd" else "sem, 1 seed"
+    if each and n > 1:
+        kind += ": " + ", ".join(_fmt(x, digits) for x in each)
     return f"{_fmt(ours['value'], digits)} ± {_fmt(ours['u'], digits)} ({kind})"
 
 
 def _estimator(metric: dict) -> str:
     return "; ".join([metric.get("implementation") or "?"]
                      + [f"{k} = {metric[k]}" for k in METADATA_KEYS if metric.get(k) not in (None, "")])
-
-
-def _metric_ours(runs: list[dict], key: str, digits) -> str | None:
-    ours = measure({"metric": key}, runs)
-    return _ours_text(ours, digits) if ours else None
 
 
 def scoreboard(claims: list[dict], results: dict, profiles: list[str]) -> list[str]:
@@ -364,7 +363,8 @@ def scoreboard(claims: list[dict], results: dict, profiles: list[str]) -> list[s
                    "smaller than the paper's (quick) is **not comparable**; its reason says what the rule gives. "
                    "Claims, metrics and thresholds: [`claims.yaml`](claims.yaml).")
     for paper in sorted({c["paper"] for c in claims}, key=lambda p: (PAPERS.index(p) if p in PAPERS else 99, p)):
-        lines += ["", f"### {paper}", "", "| claim | paper | profile | ours | verdict | why |", "|---|---|---|---|---|---|"]
+        lines += ["", f"### {paper}", "", _row(["claim", "paper", "profile", "ours", "verdict", "why"]),
+                  "|---|---|---|---|---|---|"]
         sources = []
         for claim in (c for c in claims if c["paper"] == paper):
             digits = claim.get("digits", 2)
@@ -407,21 +407,24 @@ def experiment_section(experiment: str, profile: str, entry: dict, rows: list[di
     for row in rows:
         digits = row.get("format") or int(row.get("digits", 2))
         have = [r for r in runs if row["metric"] in r.get("metrics", {})]
-        ours = _metric_ours(have, row["metric"], digits)
-        if ours is None:
+        measured = measure({"metric": row["metric"]}, have)
+        if measured is None:
             continue
+        each = [float(r["metrics"][row["metric"]]["value"]) for r in have if r["seed"] in measured["seeds"]]
         est = _estimator(have[0]["metrics"][row["metric"]])
         if est not in estimators:
             estimators.append(est)
         paper = row.get("paper")
         paper_txt = f"{paper} {row.get('paper_note') or ''}".strip() if paper is not None else "—"
-        cells = [row["claim"], paper_txt, ours]
+        cells = [row["claim"], paper_txt, _ours_text(measured, digits, each)]
         if comparable:
-            mean = measure({"metric": row["metric"]}, have)["value"]
             ok = profile in row.get("comparable_profiles", ["full"]) and _finite(paper)
-            cells.append(_fmt(mean - float(paper), digits) if ok else "—")
+            cells.append(_fmt(measured["value"] - float(paper), digits) if ok else "—")
         cells.append(f"E{estimators.index(est) + 1}")
         line = _row(cells)
+        if len(line) > MAX_LINE:  # too long: without the seeds' values
+            cells[2] = _ours_text(measured, digits)
+            line = _row(cells)
         if len(line) > MAX_LINE and row.get("paper_note"):  # the paper's note goes under the table
             notes.append(f"{paper}: {row['paper_note']} ({row['claim']})")
             cells[1] = f"{paper} [{len(notes)}]"
@@ -507,7 +510,8 @@ def build_report(data_dir: Path | None = None) -> str:
     rows = yaml.safe_load(PAPER_VALUES.read_text()) or []
     claims = load_claims()
     lines = ["# Results: our numbers beside the papers'", ""]
-    lines += _wrap("Rendered by `python -m paper_reproductions.report` (also at the end of every `make reproduce`) from "
+    lines += _wrap("Rendered by `python -m paper_reproductions.report` (also at the end of every `make reproduce`) "
+                   "from "
                    "the committed data files `paper_reproductions/results/<experiment>/<profile>/seed<N>.json`, "
                    "[`paper_values.yaml`](paper_values.yaml) and [`claims.yaml`](claims.yaml); do not edit by hand.")
     lines += ["", f"- Profiles in the data: {', '.join(profiles) or 'none'}."]
@@ -541,7 +545,8 @@ def write_report(data_dir: Path | None = None) -> Path:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--import-runs", metavar="RUNS_DIR", help="import run folders RUNS_DIR/<experiment>/<stamp>_s<seed>/ "
+    ap.add_argument("--import-runs", metavar="RUNS_DIR",
+                    help="import run folders RUNS_DIR/<experiment>/<stamp>_s<seed>/ "
                     "(the newest per experiment, profile and seed) into the data files first")
     ap.add_argument("--only", nargs="*", help="with --import-runs: only these experiments")
     args = ap.parse_args(argv)

@@ -2,7 +2,7 @@
 
     python -m paper_reproductions.run                    # every experiment, profile resolved (auto)
     python -m paper_reproductions.run --profile quick --only 11_avb_toy_4points --seeds 0 1 2
-    python -m paper_reproductions.run --results-only     # only re-render RESULTS.md (= python -m paper_reproductions.report)
+    python -m paper_reproductions.run --results-only     # re-render RESULTS.md = python -m paper_reproductions.report
 
 For each parameter file ``params/<experiment>.<profile>.yaml`` of the chosen profile, and for each
 of its seeds, the notebook ``notebooks/<notebook>.py`` is read with jupytext, executed by papermill

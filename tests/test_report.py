@@ -80,8 +80,12 @@ def test_import_takes_the_newest_run_per_experiment_profile_and_seed(tmp_path, d
     _run_folder(runs, "12_avb_mnist", "20260101-000000", 0, {"x": {"value": 1.0}})
     written = report.import_runs(runs, only=["11_avb_toy_4points"])
     assert sorted(p.relative_to(data_dir).as_posix() for p in written) == [
-        "11_avb_toy_4points/full/seed0.json", "11_avb_toy_4points/quick/seed0.json", "11_avb_toy_4points/quick/seed1.json"]
-    value = lambda p: json.loads((data_dir / p).read_text())["metrics"]["avb_log_px"]["value"]  # noqa: E731
+        "11_avb_toy_4points/full/seed0.json", "11_avb_toy_4points/quick/seed0.json",
+        "11_avb_toy_4points/quick/seed1.json"]
+
+    def value(path):
+        return json.loads((data_dir / path).read_text())["metrics"]["avb_log_px"]["value"]
+
     assert value("11_avb_toy_4points/quick/seed0.json") == -1.4  # newest finished run; the failed newer one ignored
     assert value("11_avb_toy_4points/quick/seed1.json") == -1.5
     assert value("11_avb_toy_4points/full/seed0.json") == -2.0
@@ -102,7 +106,8 @@ def test_a_skip_never_removes_results_obtained_elsewhere(tmp_path, data_dir):
     assert {k: after[k] for k in before} == before and set(after) == set(before) | {"skipped.json"}
     assert json.loads(after["skipped.json"])["seeds"] == [0, 1, 2]
     text = report.build_report()
-    assert "| VAE, Fashion-MNIST: F-MNIST-FD of samples vs test images" in text and "155.00 ± 7.07 (sd, 2 seeds)" in text
+    assert "| VAE, Fashion-MNIST: F-MNIST-FD of samples vs test images" in text
+    assert "155.00 ± 7.07 (sd, 2 seeds: 150.00, 160.00)" in text
     assert "Fashion-MNIST not found" not in text  # results exist: the skip is not shown
     # an experiment and profile with nothing but a skip shows it, with its command
     report.save_run(_run_folder(tmp_path / "runs", "41_avae_cifar10", "20260109-000000", 0, skipped="no CIFAR-10"))
@@ -130,9 +135,10 @@ def test_sections_show_sd_over_seeds_and_ours_minus_paper_only_where_comparable(
         report.save_record(_record("11_avb_toy_4points", "full", seed, {"avb_log_px": v + 0.01}))
     text = report.build_report()
     # sd of (-1.40, -1.42) = 0.0141; quick: no ours − paper column
-    assert "| AVB, 4-point toy: log p(x) (nats) | -1.403 | -1.410 ± 0.014 (sd, 2 seeds) | E1 |" in text
+    assert "| AVB, 4-point toy: log p(x) (nats) | -1.403 | -1.410 ± 0.014 (sd, 2 seeds: -1.400, -1.420) | E1 |" in text
     # full: ours − paper = -1.400 + 1.403
-    assert "| AVB, 4-point toy: log p(x) (nats) | -1.403 | -1.400 ± 0.014 (sd, 2 seeds) | 0.003 | E1 |" in text
+    assert ("| AVB, 4-point toy: log p(x) (nats) | -1.403 | -1.400 ± 0.014 (sd, 2 seeds: -1.390, -1.410) | 0.003 | E1 |"
+            in text)
     assert "- E1: exact quadrature; n = 4" in text  # the estimator stated once, below the table
     assert text.count("- Command: `python -m paper_reproductions.run --profile quick --only 11_avb_toy_4points`\n") == 1
     assert "Profiles in the data: quick, full." in text
