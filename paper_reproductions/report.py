@@ -44,6 +44,13 @@ PAPERS = ("AVB", "AS-VAE", "BAVAE", "AVAE")
 #: metric fields that describe the estimator; numbers with different ones must not be read as comparable
 METADATA_KEYS = ("n", "n_real", "n_fake", "split", "weights")
 K_SIGMA = 2.0  #: "beyond the uncertainty" means beyond K_SIGMA uncertainties
+NEVER_COMPARABLE = ("quick",)  #: profiles never set against the papers' numbers, whatever comparable_profiles says
+
+
+def comparable(entry: dict, profile: str) -> bool:
+    """Whether ``profile``'s numbers may be set against the paper's for a claim or paper-value row ``entry``: its
+    ``comparable_profiles`` (default [full]) name it, and it is not in :data:`NEVER_COMPARABLE`."""
+    return profile not in NEVER_COMPARABLE and profile in entry.get("comparable_profiles", ["full"])
 
 
 def command(experiment: str, profile: str, seed: int | None = None) -> str:
@@ -296,7 +303,7 @@ def evaluate_claim(claim: dict, results: dict, profile: str) -> dict:
         reason = f"skipped: {entry['skipped']['reason']}" if entry.get("skipped") else "no run"
         return {"verdict": "not run", "reason": _clip(reason, 90), "ours": None}
     v, why = verdict(ours["value"], ours["u"], claim["holds_if"])
-    if profile not in claim.get("comparable_profiles", ["full"]):
+    if not comparable(claim, profile):
         note = " (no uncertainty)" if ours["u"] is None else ""
         return {"verdict": f"not comparable ({profile})", "reason": f"as measured: {v}{note}", "ours": ours}
     return {"verdict": v, "reason": why, "ours": ours}
@@ -403,7 +410,7 @@ def experiment_section(experiment: str, profile: str, entry: dict, rows: list[di
     lines.append(f"- Command: `{command(experiment, profile)}`")
     estimators: list[str] = []
     table, notes = [], []
-    comparable = any(profile in row.get("comparable_profiles", ["full"]) for row in rows)
+    any_comparable = any(comparable(row, profile) for row in rows)
     for row in rows:
         digits = row.get("format") or int(row.get("digits", 2))
         have = [r for r in runs if row["metric"] in r.get("metrics", {})]
@@ -417,8 +424,8 @@ def experiment_section(experiment: str, profile: str, entry: dict, rows: list[di
         paper = row.get("paper")
         paper_txt = f"{paper} {row.get('paper_note') or ''}".strip() if paper is not None else "—"
         cells = [row["claim"], paper_txt, _ours_text(measured, digits, each)]
-        if comparable:
-            ok = profile in row.get("comparable_profiles", ["full"]) and _finite(paper)
+        if any_comparable:
+            ok = comparable(row, profile) and _finite(paper)
             cells.append(_fmt(measured["value"] - float(paper), digits) if ok else "—")
         cells.append(f"E{estimators.index(est) + 1}")
         line = _row(cells)
@@ -432,7 +439,7 @@ def experiment_section(experiment: str, profile: str, entry: dict, rows: list[di
         table.append(line)
     if not table:
         return lines + ["", "No metric of this run is listed in `paper_values.yaml`."]
-    head = ["claim", "paper", "ours"] + (["ours − paper"] if comparable else []) + ["estimator"]
+    head = ["claim", "paper", "ours"] + (["ours − paper"] if any_comparable else []) + ["estimator"]
     lines += ["", _row(head), "|" + "---|" * len(head), *table, ""]
     for i, note in enumerate(notes, 1):
         lines += _wrap(f"[{i}] paper: {note}", "    ")

@@ -236,6 +236,13 @@ def test_claim_verdicts_on_synthetic_runs(profile, pairs, expected):
     assert report.evaluate_claim(CLAIM, _results(profile, pairs), profile)["verdict"] == expected
 
 
+def test_quick_is_never_comparable_even_when_a_claim_says_so():
+    claim = {**CLAIM, "comparable_profiles": ["quick", "full"]}
+    assert report.evaluate_claim(claim, _results("quick", [(-80.0, -82.0)]), "quick")["verdict"] == \
+        "not comparable (quick)"
+    assert report.evaluate_claim(claim, _results("full", [(-80.0, -82.0)]), "full")["verdict"] == "holds"
+
+
 def test_claims_without_metrics_are_not_run_and_say_why():
     assert report.evaluate_claim(CLAIM, {}, "full") == {"verdict": "not run", "reason": "no run", "ours": None}
     skipped = {("12_avb_mnist", "full"): {"runs": [], "skipped": {"reason": "MNIST absent"}}}
