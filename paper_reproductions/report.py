@@ -135,7 +135,8 @@ def save_run(run_dir: str | Path, data_dir: Path | None = None) -> Path | None:
 
 def import_runs(root: str | Path, data_dir: Path | None = None, only: list[str] | None = None) -> list[Path]:
     """Import run folders ``root/<experiment>/<stamp>_s<seed>/``: per (experiment, profile, seed) the newest run
-    (largest stamp) with results, and per (experiment, profile) the newest skip. ``only``: experiment names.
+    (largest stamp) with results, and per (experiment, profile) the newest skip (every seed of its stamp) unless a
+    result is newer. ``only``: experiment names.
     Failed runs and folders without ``final_metrics.json`` (still running) are ignored. returns the files written."""
     newest: dict[tuple, tuple[str, dict]] = {}
     for fm in sorted(Path(root).glob("*/*/final_metrics.json")):
@@ -146,15 +147,19 @@ def import_runs(root: str | Path, data_dir: Path | None = None, only: list[str] 
         if rec is None:
             continue
         stamp = fm.parent.name.rsplit("_s", 1)[0]
-        key = (rec["experiment"], rec["profile"], "skip" if rec.get("skipped") else rec["seed"])
+        key = (rec["experiment"], rec["profile"], "skip" if rec.get("skipped") else "result", rec["seed"])
         if key not in newest or stamp >= newest[key][0]:
             newest[key] = (stamp, rec)
     written = [save_record(rec, data_dir) for key, (_, rec) in sorted(newest.items(), key=lambda kv: kv[1][0])
-               if key[2] != "skip"]
-    for (experiment, profile, kind), (stamp, rec) in sorted(newest.items()):
-        later = [s for (e, p, k), (s, _) in newest.items() if (e, p) == (experiment, profile) and k != "skip"]
-        if kind == "skip" and not any(s > stamp for s in later):  # a skip older than the results is no news
-            written.append(save_record(rec, data_dir))
+               if key[2] == "result"]
+    skips = {k: v for k, v in newest.items() if k[2] == "skip"}
+    last_skip: dict[tuple[str, str], str] = {}
+    for (e, p, _, _), (s, _) in skips.items():
+        last_skip[(e, p)] = max(s, last_skip.get((e, p), s))
+    for (experiment, profile, _, _), (stamp, rec) in sorted(skips.items(), key=lambda kv: kv[1][0]):
+        results = [s for (e, p, k, _), (s, _) in newest.items() if (e, p) == (experiment, profile) and k == "result"]
+        if stamp == last_skip[(experiment, profile)] and not any(s > stamp for s in results):
+            written.append(save_record(rec, data_dir))  # the newest skip (all its seeds), unless results are newer
     return written
 
 
@@ -300,8 +305,8 @@ def evaluate_claim(claim: dict, results: dict, profile: str) -> dict:
             missing = [k for k in _keys(claim["quantity"]) if not any(k in r.get("metrics", {}) for r in entry["runs"])]
             return {"verdict": "not run", "reason": f"no run has {_quantity_keys(claim['quantity'], missing)}",
                     "ours": None}
-        reason = f"skipped: {entry['skipped']['reason']}" if entry.get("skipped") else "no run"
-        return {"verdict": "not run", "reason": _clip(reason, 90), "ours": None}
+        reason = "skipped (data absent; the reason is in its section)" if entry.get("skipped") else "no run"
+        return {"verdict": "not run", "reason": reason, "ours": None}
     v, why = verdict(ours["value"], ours["u"], claim["holds_if"])
     if not comparable(claim, profile):
         note = " (no uncertainty)" if ours["u"] is None else ""
@@ -384,8 +389,12 @@ def scoreboard(claims: list[dict], results: dict, profiles: list[str]) -> list[s
                 shown = [("—", {"verdict": "not run", "reason": why, "ours": None})]
             for i, (p, e) in enumerate(shown):
                 ours = _ours_text(e["ours"], digits) if e["ours"] else "—"
-                lines.append(_row([claim["text"] if i == 0 else "″", paper_txt if i == 0 else "″", p, ours,
-                                   f"**{e['verdict']}**", e["reason"]]))
+                cells = [claim["text"] if i == 0 else "″", paper_txt if i == 0 else "″", p, ours,
+                         f"**{e['verdict']}**", e["reason"]]
+                over = len(_row(cells)) - MAX_LINE
+                if over > 0:  # the reason is cut to fit (claims.yaml keeps claim texts short)
+                    cells[-1] = _clip(e["reason"], max(len(e["reason"]) - over, 8))
+                lines.append(_row(cells))
             if claim.get("source") and claim["source"] not in sources:
                 sources.append(claim["source"])
         if sources:
@@ -469,7 +478,7 @@ def compute_section(results: dict, profiles: list[str]) -> list[str]:
                 seeds = _seeds([r["seed"] for r in runs])
             elif not entry["runs"] and entry.get("skipped") and _finite(entry["skipped"].get("notebook_seconds")):
                 sk = entry["skipped"]
-                walls = [sk["notebook_seconds"]]
+                walls = [sk["notebook_seconds"]] * max(len(sk.get("seeds", [])), 1)  # the newest seed's, per seed
                 device, per_seed, fit, seeds = sk.get("device", "?"), _duration(walls[0]) + " (skipped)", "—", \
                     _seeds(sk.get("seeds", []))
             else:
@@ -561,7 +570,7 @@ def main(argv=None) -> int:
         if not Path(args.import_runs).is_dir():
             print(f"error: {args.import_runs} is not a folder", file=sys.stderr)
             return 2
-        for path in import_runs(args.import_runs, only=args.only):
+        for path in sorted(set(import_runs(args.import_runs, only=args.only))):  # a skip of n seeds: one file
             print(f"imported {path}")
     print(f"wrote {write_report()}")
     return 0

@@ -92,6 +92,20 @@ def test_import_takes_the_newest_run_per_experiment_profile_and_seed(tmp_path, d
     assert not (data_dir / "12_avb_mnist").exists()  # not in --only
 
 
+def test_import_records_the_newest_skip_with_all_its_seeds_unless_results_are_newer(tmp_path, data_dir):
+    runs = tmp_path / "runs"
+    for seed in (0, 1, 2):
+        _run_folder(runs, "41_avae_cifar10", "20260101-000000", seed, skipped="old reason")
+        _run_folder(runs, "41_avae_cifar10", "20260102-000000", seed, skipped="no CIFAR-10")
+    _run_folder(runs, "41_avae_celeba64", "20260101-000000", 0, skipped="no CelebA")
+    _run_folder(runs, "41_avae_celeba64", "20260102-000000", 0, {"vae_rec_mse": {"value": 0.02}})
+    report.import_runs(runs)
+    skip = json.loads((data_dir / "41_avae_cifar10" / "quick" / "skipped.json").read_text())
+    assert (skip["reason"], skip["seeds"]) == ("no CIFAR-10", [0, 1, 2])
+    assert not (data_dir / "41_avae_celeba64" / "quick" / "skipped.json").exists()  # the result is newer
+    assert (data_dir / "41_avae_celeba64" / "quick" / "seed0.json").exists()
+
+
 def test_a_skip_never_removes_results_obtained_elsewhere(tmp_path, data_dir):
     """The Fashion-MNIST case: committed results from a machine with the data; a machine without it skips."""
     exp = "41_avae_fashion_mnist"
@@ -172,7 +186,10 @@ def test_no_line_over_200_characters(data_dir, monkeypatch, tmp_path):
     values.write_text(f'- experiment: 12_avb_mnist\n  claim: "{"a long claim " * 10}"\n  metric: avb_8_ais_log_px\n'
                       f'  paper: -91.2\n  paper_note: "{"a long note " * 8}"\n  source: "{"a source " * 40}"\n')
     monkeypatch.setattr(report, "PAPER_VALUES", values)
+    for experiment in ("41_avae_cifar10", "41_avae_celeba64"):  # skipped: scoreboard rows with a long claim text
+        report.save_record({**_record(experiment, "quick", 0, {}), "skipped": "files not found " * 20})
     text = report.build_report()
+    assert "| **not run** | skipped (data absent; the reason is in its section) |" in text
     assert long_impl.strip()[:60] in text and "[1] paper: -91.2: a long note" in text  # moved under the table
     assert _lines_over(text) == []
 
@@ -246,7 +263,7 @@ def test_quick_is_never_comparable_even_when_a_claim_says_so():
 def test_claims_without_metrics_are_not_run_and_say_why():
     assert report.evaluate_claim(CLAIM, {}, "full") == {"verdict": "not run", "reason": "no run", "ours": None}
     skipped = {("12_avb_mnist", "full"): {"runs": [], "skipped": {"reason": "MNIST absent"}}}
-    assert report.evaluate_claim(CLAIM, skipped, "full")["reason"] == "skipped: MNIST absent"
+    assert report.evaluate_claim(CLAIM, skipped, "full")["reason"].startswith("skipped")
     other = {("12_avb_mnist", "full"): {"runs": [{"seed": 0, "metrics": {"x": {"value": 1.0}}}], "skipped": None}}
     e = report.evaluate_claim(CLAIM, other, "full")
     assert e["verdict"] == "not run" and "avb_ac_32_ais_log_px" in e["reason"]
