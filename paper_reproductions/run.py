@@ -1,34 +1,34 @@
-"""Batch runner: execute every notebook with papermill and regenerate ``paper_reproductions/RESULTS.md``.
+"""Batch runner: execute every notebook with papermill, save each run's results as a data file, render RESULTS.md.
 
     python -m paper_reproductions.run                    # every experiment, profile resolved (auto)
     python -m paper_reproductions.run --profile quick --only 11_avb_toy_4points --seeds 0 1 2
-    python -m paper_reproductions.run --results-only     # rebuild RESULTS.md from runs/ on disk
+    python -m paper_reproductions.run --results-only     # re-render RESULTS.md = python -m paper_reproductions.report
 
 For each parameter file ``params/<experiment>.<profile>.yaml`` of the chosen profile, and for each
 of its seeds, the notebook ``notebooks/<notebook>.py`` is read with jupytext, executed by papermill
 with the file's parameters plus ``PROFILE``, ``SEED`` and ``RUN_DIR``, and stored executed as
-``runs/<experiment>/<stamp>_s<seed>/<notebook>.ipynb`` next to the run's ``final_metrics.json``.
+``runs/<experiment>/<stamp>_s<seed>/<notebook>.ipynb`` next to the run's ``final_metrics.json``. After each run its
+results are saved to the committed data file ``paper_reproductions/results/<experiment>/<profile>/seed<N>.json``
+(:func:`paper_reproductions.report.save_run`: it replaces only that seed's file), and at the end RESULTS.md is rendered
+from the data files (:func:`paper_reproductions.report.write_report`).
 Every notebook runs even when one fails; the runner then exits 1 naming each failed notebook and cell. A notebook
-that stops with ``lib.runs.ExperimentSkipped`` (its data are absent here) is a clean skip, listed in RESULTS.md.
+that stops with ``lib.runs.ExperimentSkipped`` (its data are absent here) is a clean skip: recorded in ``skipped.json``
+of its experiment and profile, it never removes or overwrites results obtained elsewhere.
 """
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import os
-import re
 import sys
 import time
 
 import yaml
 
 from lib.paths import NOTEBOOKS_DIR, REPRO_DIR, runs_dir
-from lib.runs import PROFILES, atomic_write_bytes, resolve_profile, write_json
+from lib.runs import PROFILES, resolve_profile, write_json
+from paper_reproductions import report
 
 PARAMS_DIR = REPRO_DIR / "params"
-PAPER_VALUES = REPRO_DIR / "paper_values.yaml"
-RESULTS = REPRO_DIR / "RESULTS.md"
 RESERVED = {"PROFILE", "SEED", "RUN_DIR"}
 SPEC_KEYS = ("notebook", "profile", "seeds", "parameters")  #: the keys a parameter file may have
 
@@ -90,8 +90,10 @@ def notebook_parameters(nb) -> set[str]:
 
 
 def run_notebook(spec: dict, profile: str, seed: int, stamp: str) -> dict:
-    """Execute one notebook for one seed. returns {experiment, seed, run_dir, ok, error, seconds}, also written to
-    ``run_dir/runner.json`` (with the profile, parameters and start time) for RESULTS.md's compute table."""
+    """Execute one notebook for one seed. returns {experiment, seed, run_dir, ok, error, seconds, data_file}; the
+    outcome is also written to ``run_dir/runner.json`` (with the profile, parameters and start time), and a run that
+    did not fail is saved to its data file (``data_file``: its path, or None; see :mod:`paper_reproductions.report`).
+    """
     import jupytext
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -124,191 +126,8 @@ def run_notebook(spec: dict, profile: str, seed: int, stamp: str) -> dict:
     out["seconds"] = round(time.time() - t0, 1)
     write_json(run_dir / "runner.json", {**out, "notebook": spec["notebook"], "profile": profile,
                                          "parameters": spec["parameters"], "started": started})
+    out["data_file"] = report.save_run(run_dir) if out["ok"] else None
     return out
-
-
-# ---------------------------------------------------------------------------------------------- results
-def _latest_runs(experiment: str, profile: str, with_dirs: bool = False) -> list:
-    """final_metrics.json of the newest batch (stamp) of ``experiment`` in ``profile``, one per seed
-    (``with_dirs``: (run folder, final metrics) pairs)."""
-    root = runs_dir() / experiment
-    found: dict[str, list] = {}
-    for fm in sorted(root.glob("*/final_metrics.json")) if root.exists() else []:
-        data = json.loads(fm.read_text())
-        if data.get("profile") == profile:
-            stamp = fm.parent.name.rsplit("_s", 1)[0]
-            found.setdefault(stamp, []).append((fm.parent, data) if with_dirs else data)
-    return found[max(found)] if found else []
-
-
-def _duration(seconds: float) -> str:
-    return (f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min" if seconds < 7200
-            else f"{seconds / 3600:.1f} h")
-
-
-COMPUTE_HEADING = "## Compute"
-_COMPUTE_KEY = re.compile(r"^\| `(\S+)` \| (\w+) \|")
-
-
-def compute_rows(profile: str) -> list[tuple[str, str, float, str]]:
-    """Measured wall time of the newest batch of every experiment in ``profile``:
-    (experiment, device, total seconds over seeds, table row). The notebook's time comes from the runner's
-    ``runner.json``, the training part from every ``fit_time.json`` in the run folder (one per trained model); batches
-    run before the runner recorded times are left out."""
-    out = []
-    for spec_path in sorted(PARAMS_DIR.glob(f"*.{profile}.yaml")):
-        experiment = spec_path.name[: -len(f".{profile}.yaml")]
-        runs = _latest_runs(experiment, profile, with_dirs=True)
-        timed = [(d, fm, json.loads((d / "runner.json").read_text())) for d, fm in runs if (d / "runner.json").exists()]
-        if not timed:
-            continue
-        walls = [r["seconds"] for _, _, r in timed]
-        fit_files = [list(d.rglob("fit_time.json")) for d, _, _ in timed]
-        fits = [sum(json.loads(f.read_text())["seconds"] for f in files) for files in fit_files]
-        n = len(timed)
-        seeds = ",".join(str(fm["seed"]) for _, fm, _ in timed)
-        skipped = " (skipped: data absent)" if any(fm.get("skipped") for _, fm, _ in timed) else ""
-        device = timed[0][1].get("device", "?")
-        cells = [f"`{experiment}`", profile, device, seeds, _duration(sum(walls) / n) + skipped,
-                 _duration(sum(fits) / n) if any(fit_files) else "—", _duration(sum(walls))]
-        out.append((experiment, device, sum(walls), "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"))
-    return out
-
-
-#: metric fields shown after the implementation in RESULTS.md: numbers from different estimators, sample sizes,
-#: splits or weights must never be read as if they were comparable
-METADATA_KEYS = ("n", "n_real", "n_fake", "split", "weights")
-
-
-def _fmt(v: float, digits: int | str) -> str:
-    """``digits``: decimals (int) or a format spec such as ``".1e"``."""
-    return f"{v:{digits}}" if isinstance(digits, str) else f"{v:.{digits}f}"
-
-
-_ROW_KEY = re.compile(r"--profile (\w+) --only (\S+?)`")
-_SKIP_KEY = re.compile(r"^- `(\S+)` \((\w+),")
-
-
-def _previous_rows(text: str) -> dict[tuple[str, str], list[str]]:
-    """(experiment, profile) -> its table rows and skip lines in an earlier RESULTS.md (above its compute table)."""
-    out: dict[tuple[str, str], list[str]] = {}
-    for line in text.split(f"\n{COMPUTE_HEADING}")[0].splitlines():
-        if line.startswith("| ") and (m := _ROW_KEY.search(line)):
-            out.setdefault((m.group(2), m.group(1)), []).append(line)
-        elif m := _SKIP_KEY.match(line):
-            out.setdefault((m.group(1), m.group(2)), []).append(line)
-    return out
-
-
-def build_results(profiles=("quick", "full"), previous: str | None = None) -> str:
-    """RESULTS.md text from ``paper_values.yaml`` and the newest runs of each experiment and profile.
-
-    previous: the current RESULTS.md; rows of an (experiment, profile) with no runs on this disk (``runs/`` is
-    git-ignored, so a fresh clone has none) are carried over unchanged, with their own device and command.
-    """
-    rows = yaml.safe_load(PAPER_VALUES.read_text())
-    prev = _previous_rows(previous or "")
-    carried: set[tuple[str, str]] = set()
-    lines = [
-        "# Results: our numbers beside the papers'",
-        "",
-        "Regenerated by `make reproduce` (`python -m paper_reproductions.run`); do not edit by hand.",
-        "`ours` is the mean ± sd over seeds, then each seed's value (± sem over test images when there is one seed), of the newest batch",
-        "of runs in `runs/`. **Quick-profile numbers come from small CPU runs and are not paper-scale results.**",
-        "Estimators differ between rows: read the `metric` column before comparing (e.g. the paper's AIS",
-        "log-likelihoods against our importance-sampled IWAE bound, which can only be lower).",
-        "Experiments without runs on the machine that rebuilt this file keep their earlier rows (device and command",
-        "say where they came from).",
-        "",
-        "| claim | paper | ours | ours − paper | seeds | profile | device | metric | command |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for profile in profiles:
-        for row in rows:
-            runs = _latest_runs(row["experiment"], profile)
-            key = (row["experiment"], profile)
-            if not runs and key in prev and key not in carried:
-                carried.add(key)
-                lines += [line for line in prev[key] if line.startswith("| ")]
-            vals = [r["metrics"][row["metric"]] for r in runs if row["metric"] in r.get("metrics", {})]
-            if not vals:
-                continue
-            d = row.get("format") or int(row.get("digits", 2))
-            xs = [float(v["value"]) for v in vals]
-            mean = sum(xs) / len(xs)
-            if len(xs) > 1:
-                spread = math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1))
-                each = ", ".join(_fmt(x, d) for x in xs)
-                ours = f"{_fmt(mean, d)} ± {_fmt(spread, d)} (sd; seeds: {each})"
-            elif vals[0].get("sem") is not None and not math.isnan(vals[0]["sem"]):
-                ours = f"{_fmt(mean, d)} ± {_fmt(vals[0]['sem'], d)} (sem)"
-            else:
-                ours = _fmt(mean, d)
-            paper = row.get("paper")
-            delta = _fmt(mean - float(paper), d) if isinstance(paper, (int, float)) else "—"
-            paper_txt = f"{paper} {row.get('paper_note', '')}".strip() if paper is not None else "—"
-            impl = "; ".join([vals[0].get("implementation", "")]
-                             + [f"{key} = {vals[0][key]}" for key in METADATA_KEYS if vals[0].get(key) not in (None, "")])
-            seeds = ",".join(str(r["seed"]) for r in runs)
-            cmd = f"`python -m paper_reproductions.run --profile {profile} --only {row['experiment']}`"
-            cells = [row["claim"], paper_txt, ours, delta, seeds, profile, runs[0].get("device", "?"), impl, cmd]
-            lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
-    skips = [(profile, r) for profile in profiles for exp in sorted({row["experiment"] for row in rows})
-             for r in _latest_runs(exp, profile)[:1] if r.get("skipped")]
-    skip_lines = [f"- `{r['experiment']}` ({profile}, {r.get('device', '?')}): skipped — {r['skipped']}" for profile, r in skips]
-    skip_lines += [line for key in sorted(carried) for line in prev[key] if line.startswith("- ")]
-    if skip_lines:
-        lines += ["", "Experiments that could not run where they were last run (no numbers above come from them):", ""]
-        lines += skip_lines
-    lines += ["", "Paper values and their sources (tags as in the project's reference notes: [S] stated in the paper's",
-              "text, [R] recalled from the paper's table, approximate):", ""]
-    for row in rows:
-        if row.get("paper") is not None:
-            lines.append(f"- {row['claim']}: {row['paper']} — {row.get('source', '')}")
-    lines += compute_section(profiles, previous or "")
-    return "\n".join(lines) + "\n"
-
-
-def compute_section(profiles, previous: str) -> list[str]:
-    """RESULTS.md's compute table: :func:`compute_rows` of each profile, earlier rows carried over for experiments
-    with no timed runs on this disk, and the sum per profile and device."""
-    prev: dict[tuple[str, str], str] = {}
-    if COMPUTE_HEADING in previous:
-        for line in previous.split(COMPUTE_HEADING, 1)[1].split("\n## ")[0].splitlines():
-            if m := _COMPUTE_KEY.match(line):
-                prev[(m.group(1), m.group(2))] = line
-    rows, totals = [], {}
-    for profile in profiles:
-        fresh = {exp: (dev, sec, row) for exp, dev, sec, row in compute_rows(profile)}
-        for spec_path in sorted(PARAMS_DIR.glob(f"*.{profile}.yaml")):
-            exp = spec_path.name[: -len(f".{profile}.yaml")]
-            if exp in fresh:
-                dev, sec, row = fresh[exp]
-            elif (exp, profile) in prev:
-                row = prev[(exp, profile)]
-                cells = [c.strip() for c in row.strip("|").split(" | ")]
-                dev, sec = cells[2], _parse_duration(cells[-1])
-            else:
-                continue
-            rows.append(row)
-            totals[(profile, dev)] = totals.get((profile, dev), 0.0) + sec
-    if not rows:
-        return []
-    lines = ["", COMPUTE_HEADING, "",
-             "Measured wall time of the runs behind the rows above (the newest batch of each experiment): the notebook end",
-             "to end per seed, as timed by the runner (`runs/<experiment>/<stamp>_s<seed>/runner.json`); the training part,",
-             "summed over the notebook's models, from `fit`'s `fit_time.json` files; and the total over seeds.",
-             "", "| experiment | profile | device | seeds | notebook per seed | training (fit) per seed | all seeds |",
-             "|---|---|---|---|---|---|---|", *rows, ""]
-    lines += [f"Sum, {profile} profile on {dev}: {_duration(sec)} ({sec / 3600:.2f} h)."
-              for (profile, dev), sec in totals.items()]
-    return lines
-
-
-def _parse_duration(text: str) -> float:
-    """Seconds from :func:`_duration`'s ``"12 s"``, ``"3.5 min"``, ``"2.1 h"``."""
-    value, unit = text.split()[:2]
-    return float(value) * {"s": 1, "min": 60, "h": 3600}[unit]
 
 
 def main(argv=None) -> int:
@@ -316,7 +135,8 @@ def main(argv=None) -> int:
     ap.add_argument("--profile", default=os.environ.get("PROFILE", "auto"), choices=PROFILES)
     ap.add_argument("--only", nargs="*", help="experiment names (parameter-file stems)")
     ap.add_argument("--seeds", nargs="*", type=int, help="override the seeds of every parameter file")
-    ap.add_argument("--results-only", action="store_true", help="only rebuild RESULTS.md from runs on disk")
+    ap.add_argument("--results-only", action="store_true",
+                    help="only re-render RESULTS.md from the data files (same as python -m paper_reproductions.report)")
     args = ap.parse_args(argv)
     profile = resolve_profile(args.profile)
     failures = []
@@ -340,8 +160,7 @@ def main(argv=None) -> int:
                 print(f"  {spec['experiment']} seed {seed}: {status} ({res['seconds']} s) -> {res['run_dir']}", flush=True)
                 if not res["ok"]:
                     failures.append(res)
-    atomic_write_bytes(RESULTS, build_results(previous=RESULTS.read_text() if RESULTS.exists() else None).encode())
-    print(f"wrote {RESULTS}")
+    print(f"wrote {report.write_report()}")
     if failures:
         print(f"\n{len(failures)} notebook run(s) failed:", file=sys.stderr)
         for f in failures:

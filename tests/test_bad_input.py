@@ -185,12 +185,13 @@ def test_missing_cuda_index_mps_and_nonsense_devices(monkeypatch):
 # ------------------------------------------------------------------------------------------------- parameter files
 @pytest.fixture
 def params_dir(tmp_path, monkeypatch):
-    from paper_reproductions import run
+    from paper_reproductions import report, run
 
     d = tmp_path / "params"
     d.mkdir()
     monkeypatch.setattr(run, "PARAMS_DIR", d)
-    monkeypatch.setattr(run, "RESULTS", tmp_path / "RESULTS.md")
+    monkeypatch.setattr(report, "RESULTS", tmp_path / "RESULTS.md")
+    monkeypatch.setattr(report, "DATA_DIR", tmp_path / "results")
     monkeypatch.setenv("AVAE_RUNS_DIR", str(tmp_path / "runs"))
     return d
 
@@ -221,7 +222,7 @@ def test_malformed_parameter_files_are_named(params_dir, text, match):
 ])
 def test_unknown_or_reserved_notebook_parameter(params_dir, params, match, capsys):
     """Checked against the notebook's ``parameters`` cell before papermill runs anything (no run folder is made)."""
-    from paper_reproductions import run
+    from paper_reproductions import report, run
 
     (params_dir / "11_avb_toy_4points.quick.yaml").write_text(GOOD + f"parameters: {params}\n")
     spec, = run.load_param_files("quick")
@@ -230,7 +231,7 @@ def test_unknown_or_reserved_notebook_parameter(params_dir, params, match, capsy
     assert run.main(["--profile", "quick"]) == 2
     assert "error:" in capsys.readouterr().err
     assert not (params_dir.parent / "runs" / "11_avb_toy_4points").exists()
-    assert not run.RESULTS.exists()
+    assert not report.RESULTS.exists() and not report.DATA_DIR.exists()
 
 
 # ------------------------------------------------------------------------------------------------- checkpoints

@@ -214,7 +214,7 @@ def test_loaders_ignore_leftover_temporary_files(tmp_path, monkeypatch):
     from lib import registry
     from lib.toys import FourPointSampler
     from lib.train import fit
-    from paper_reproductions import run
+    from paper_reproductions import report
 
     run_dir = tmp_path / "run"
     run_dir.mkdir()
@@ -223,11 +223,15 @@ def test_loaders_ignore_leftover_temporary_files(tmp_path, monkeypatch):
     hist = fit(m, FourPointSampler(8), steps=2, lr={"model": 1e-3}, run_dir=run_dir, log_every=1, progress=False)
     assert [r["step"] for r in hist] == [1, 2]  # started afresh: the leftover was not taken for a checkpoint
 
-    monkeypatch.setenv("AVAE_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setattr(report, "DATA_DIR", tmp_path / "results")
     d = tmp_path / "runs" / "11_avb_toy_4points" / "20260101-000000_s0"
     d.mkdir(parents=True)
     (d / ".final_metrics.json.xyz.tmp").write_text('{"profile": "quick", "metr')
-    assert "| AVB, 4-point toy: log p(x)" not in run.build_results()  # no row, no crash
+    assert report.import_runs(tmp_path / "runs") == []  # nothing imported, no crash
+    leftover = tmp_path / "results" / "11_avb_toy_4points" / "quick" / ".seed0.json.xyz.tmp"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_text('{"experiment": "11_avb_toy_4points", "metr')
+    assert "| AVB, 4-point toy: log p(x)" not in report.build_report()  # no row, no crash
 
 
 def test_failed_write_keeps_the_old_file_and_no_temporary(tmp_path, monkeypatch):
@@ -248,7 +252,7 @@ def test_failed_write_keeps_the_old_file_and_no_temporary(tmp_path, monkeypatch)
 
 
 def test_results_md_and_figures_are_written_atomically(tmp_path, monkeypatch):
-    """RESULTS.md (paper_reproductions.run) and figures (lib.plotting.savefig) go through atomic_write_bytes and
+    """RESULTS.md (paper_reproductions.report, called by .run) and figures (lib.plotting.savefig) go through atomic_write_bytes and
     nothing else writes the target."""
     import matplotlib
 
@@ -256,7 +260,7 @@ def test_results_md_and_figures_are_written_atomically(tmp_path, monkeypatch):
     import matplotlib.pyplot as plt
 
     import lib.plotting as plotting
-    from paper_reproductions import run
+    from paper_reproductions import report, run
 
     calls = []
 
@@ -265,8 +269,9 @@ def test_results_md_and_figures_are_written_atomically(tmp_path, monkeypatch):
 
     monkeypatch.setenv("AVAE_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("AVAE_FIGURES_DIR", str(tmp_path / "figures"))
-    monkeypatch.setattr(run, "RESULTS", tmp_path / "RESULTS.md")
-    monkeypatch.setattr(run, "atomic_write_bytes", record)
+    monkeypatch.setattr(report, "RESULTS", tmp_path / "RESULTS.md")
+    monkeypatch.setattr(report, "DATA_DIR", tmp_path / "results")
+    monkeypatch.setattr(report, "atomic_write_bytes", record)
     assert run.main(["--results-only", "--profile", "quick"]) == 0
     assert [c[0] for c in calls] == [tmp_path / "RESULTS.md"] and calls[0][1].startswith(b"# Results")
     assert not (tmp_path / "RESULTS.md").exists()  # written only through atomic_write_bytes

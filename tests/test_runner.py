@@ -1,4 +1,5 @@
-"""paper_reproductions: parameter files are valid, and RESULTS.md is built from measured runs."""
+"""paper_reproductions: parameter files are valid; the runner saves each run as a data file and renders RESULTS.md
+(rendering itself: tests/test_report.py)."""
 import json
 
 import jupytext
@@ -6,7 +7,7 @@ import pytest
 import yaml
 
 from lib.paths import NOTEBOOKS_DIR
-from paper_reproductions import run
+from paper_reproductions import report, run
 
 
 @pytest.mark.parametrize("profile", ["quick", "full"])
@@ -25,70 +26,10 @@ def test_unknown_experiment_is_a_clear_error():
 
 
 def test_paper_values_name_metrics_of_known_experiments():
-    rows = yaml.safe_load(run.PAPER_VALUES.read_text())
+    rows = yaml.safe_load(report.PAPER_VALUES.read_text())
     experiments = {s["experiment"] for s in run.load_param_files("quick")}
     for row in rows:
         assert row["experiment"] in experiments and row["metric"] and row["claim"]
-
-
-def test_results_table_is_mean_and_sd_of_the_newest_batch(tmp_path, monkeypatch):
-    monkeypatch.setenv("AVAE_RUNS_DIR", str(tmp_path))
-    for stamp, values in [("20260101-000000", [-9.0, -9.0]), ("20260102-000000", [-1.40, -1.42])]:
-        for seed, v in enumerate(values):
-            d = tmp_path / "11_avb_toy_4points" / f"{stamp}_s{seed}"
-            d.mkdir(parents=True)
-            (d / "final_metrics.json").write_text(json.dumps({
-                "profile": "quick", "seed": seed, "device": "CPU",
-                "metrics": {"avb_log_px": {"value": v, "implementation": "exact quadrature", "n": 4, "split": "test",
-                                           "weights": "w.pt"}}}))
-    text = run.build_results()
-    row = [line for line in text.splitlines() if line.startswith("| AVB, 4-point toy: log p(x)")][0]
-    # newest batch only (the -9.0 runs are older); sd of (-1.40, -1.42) = 0.0141; ours - paper = -1.41 + 1.403
-    assert "| -1.410 ± 0.014 (sd; seeds: -1.400, -1.420) | -0.007 | 0,1 | quick |" in row
-    assert "exact quadrature; n = 4; split = test; weights = w.pt" in row  # metric metadata travels with it
-
-
-def test_rows_without_runs_on_disk_are_carried_over(tmp_path, monkeypatch):
-    """A fresh clone has no runs/: rebuilding RESULTS.md must keep earlier rows, and replace them once runs exist."""
-    monkeypatch.setenv("AVAE_RUNS_DIR", str(tmp_path))
-    old_row = ("| AVB, 4-point toy: log p(x) (nats) | -1.403 | -1.399 | 0.004 | 0 | quick | GPU | exact | "
-               "`python -m paper_reproductions.run --profile quick --only 11_avb_toy_4points` |")
-    skip = "- `22_asvae_cifar10` (quick, CPU): skipped — no data"
-    text = run.build_results(previous=f"# old\n\n{old_row}\n\n{skip}\n")
-    assert old_row in text and skip in text
-    d = tmp_path / "11_avb_toy_4points" / "20260101-000000_s0"
-    d.mkdir(parents=True)
-    (d / "final_metrics.json").write_text(json.dumps({"profile": "quick", "seed": 0, "device": "CPU", "metrics": {
-        "avb_log_px": {"value": -1.5, "implementation": "exact quadrature"}}}))
-    text = run.build_results(previous=f"# old\n\n{old_row}\n")
-    assert old_row not in text and "| -1.500 |" in text
-
-
-def _timed_run(root, experiment, stamp, seed, wall, fits, device="CPU (x86_64, 1 threads)"):
-    d = root / experiment / f"{stamp}_s{seed}"
-    d.mkdir(parents=True)
-    (d / "final_metrics.json").write_text(json.dumps({"profile": "quick", "seed": seed, "device": device, "metrics": {}}))
-    (d / "runner.json").write_text(json.dumps({"experiment": experiment, "seed": seed, "seconds": wall, "ok": True}))
-    for i, sec in enumerate(fits):
-        (d / f"model{i}").mkdir()
-        (d / f"model{i}" / "fit_time.json").write_text(json.dumps({"iterations": 10, "seconds": sec}))
-
-
-def test_compute_table_sums_measured_wall_times_and_carries_old_rows(tmp_path, monkeypatch):
-    """RESULTS.md's compute table: per experiment, the runner's wall time per seed (mean), the fit time per seed
-    (summed over the models), the total over seeds; the sum per profile and device; rows of experiments without
-    timed runs on disk carried over from the previous file and counted in the sum."""
-    monkeypatch.setenv("AVAE_RUNS_DIR", str(tmp_path))
-    _timed_run(tmp_path, "11_avb_toy_4points", "20260101-000000", 0, 999.0, [1.0])  # an older batch: ignored
-    _timed_run(tmp_path, "11_avb_toy_4points", "20260102-000000", 0, 60.0, [10.0, 20.0])
-    _timed_run(tmp_path, "11_avb_toy_4points", "20260102-000000", 1, 90.0, [15.0, 25.0])
-    lines = run.compute_section(["quick"], "")
-    assert "| `11_avb_toy_4points` | quick | CPU (x86_64, 1 threads) | 0,1 | 75 s | 35 s | 2.5 min |" in lines
-    assert "Sum, quick profile on CPU (x86_64, 1 threads): 2.5 min (0.04 h)." in lines
-    old = "| `12_avb_mnist` | quick | CPU (x86_64, 1 threads) | 0 | 10.0 min | 8.0 min | 10.0 min |"
-    text = run.build_results(profiles=("quick",), previous=f"# old\n\n{run.COMPUTE_HEADING}\n\n{old}\n")
-    assert old in text and "Sum, quick profile on CPU (x86_64, 1 threads): 12.5 min (0.21 h)." in text
-    assert text.count(old) == 1  # not also carried into the results table above
 
 
 NOTEBOOK_HEAD = '''# ---
@@ -124,7 +65,8 @@ BODIES = {
 def test_batch_run_runs_every_notebook_names_failures_and_keeps_the_rest(tmp_path, monkeypatch, capsys):
     """make reproduce's runner on three real notebooks (papermill): one passes, one fails in its second code cell,
     one stops with ExperimentSkipped. Every notebook runs, the exit status is 1, the summary names the failed
-    notebook and cell, the passing notebook's numbers reach RESULTS.md and the skip is listed there."""
+    notebook and cell, the passing notebook's numbers reach its data file and RESULTS.md, and the skip is recorded
+    without touching the skipped experiment's results from elsewhere (the Fashion-MNIST case)."""
     nb_dir, params = tmp_path / "notebooks", tmp_path / "params"
     nb_dir.mkdir(), params.mkdir()
     for name, body in BODIES.items():
@@ -133,10 +75,18 @@ def test_batch_run_runs_every_notebook_names_failures_and_keeps_the_rest(tmp_pat
     values = tmp_path / "paper_values.yaml"
     values.write_text('- experiment: 80_ok\n  claim: "x of the passing notebook"\n  metric: x\n  paper: 1.0\n'
                       '- experiment: 82_absent_data\n  claim: "x of the skipped one"\n  metric: x\n')
+    data = tmp_path / "results"
+    elsewhere = data / "82_absent_data" / "quick" / "seed0.json"  # obtained on a machine with the data
+    elsewhere.parent.mkdir(parents=True)
+    elsewhere.write_text(json.dumps({"experiment": "82_absent_data", "profile": "quick", "seed": 0, "device": "GPU",
+                                     "metrics": {"x": {"value": 7.25}}, "notebook_seconds": 5.0}))
+    before = elsewhere.read_text()
     monkeypatch.setattr(run, "NOTEBOOKS_DIR", nb_dir)
     monkeypatch.setattr(run, "PARAMS_DIR", params)
-    monkeypatch.setattr(run, "PAPER_VALUES", values)
-    monkeypatch.setattr(run, "RESULTS", tmp_path / "RESULTS.md")
+    monkeypatch.setattr(report, "PAPER_VALUES", values)
+    monkeypatch.setattr(report, "CLAIMS", tmp_path / "no_claims.yaml")
+    monkeypatch.setattr(report, "DATA_DIR", data)
+    monkeypatch.setattr(report, "RESULTS", tmp_path / "RESULTS.md")
     monkeypatch.setenv("AVAE_RUNS_DIR", str(tmp_path / "runs"))
     assert run.main(["--profile", "quick"]) == 1
     out, err = capsys.readouterr()
@@ -144,7 +94,17 @@ def test_batch_run_runs_every_notebook_names_failures_and_keeps_the_rest(tmp_pat
     # parameters 2, then the notebook's own code cells (3, 4)
     assert "1 notebook run(s) failed" in err and "81_broken (seed 0): cell 4: ValueError: deliberately broken cell" in err
     assert "82_absent_data seed 0: skipped: no data here" in out and "80_ok seed 0: ok" in out
+    ok = json.loads((data / "80_ok" / "quick" / "seed0.json").read_text())
+    assert ok["metrics"] == {"x": {"value": 1.5}} and ok["notebook_seconds"] > 0 and ok["started"]
+    assert ok["command"] == "python -m paper_reproductions.run --profile quick --only 80_ok --seeds 0"
+    assert not (data / "81_broken").exists()  # a failed run writes no data file
+    assert elsewhere.read_text() == before  # the skip left the results from elsewhere alone ...
+    assert json.loads((data / "82_absent_data" / "quick" / "skipped.json").read_text())["reason"] == "no data here"
     results = (tmp_path / "RESULTS.md").read_text()
-    assert "| x of the passing notebook | 1.0 | 1.50 | 0.50 |" in results
-    assert "- `82_absent_data` (quick, CPU" in results and "skipped — no data here" in results
+    assert "| x of the passing notebook | 1.0 | 1.50 (1 seed) | E1 |" in results
+    assert "| x of the skipped one | — | 7.25 (1 seed) | E1 |" in results and "no data here" not in results  # ... shown
     assert "| `80_ok` | quick | CPU (" in results  # the runner timed it (runner.json) for the compute table
+    # --results-only re-renders from the data files alone: the same text without running anything
+    (tmp_path / "RESULTS.md").unlink()
+    assert run.main(["--results-only", "--profile", "quick"]) == 0
+    assert (tmp_path / "RESULTS.md").read_text() == results
