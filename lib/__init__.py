@@ -6,7 +6,8 @@ One file per concern: ``data`` (MNIST, Fashion-MNIST, CIFAR-10, CelebA 64 offlin
 (invertible planar-flow encoder), ``models`` (build a method from a config), ``method`` (players and settings),
 ``train`` (the multi-player loop, checkpoints, resume, divergence guard), ``distributed`` (data-parallel training
 under torchrun), ``evaluate`` (ELBO, IWAE log p(x), bits/dim and the discretised 8-bit likelihood), ``ais``
-(annealed importance sampling, BDMC), ``sample_quality`` (FID / KID / IS offline, MNIST-domain scores, MSE / LPIPS),
-``plotting`` (figures), ``runs`` (profiles, seeds, run folders, atomic files, skips).
+(annealed importance sampling, BDMC), ``inception_metrics`` (FID / KID / IS offline), ``domain_classifier`` (the
+MNIST CNN and its sample scores), ``reconstruction_metrics`` (MSE / RMSE, LPIPS), ``plotting`` (figures), ``runs``
+(profiles, seeds, run folders, atomic files, skips).
 """
 __version__ = "0.1.0"

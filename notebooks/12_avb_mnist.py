@@ -53,7 +53,7 @@ from lib.ais import evaluate_ais
 from lib.evaluate import evaluate_elbo, evaluate_log_px, mean_sem
 from lib.models import build_method
 from lib.plotting import image_grid, learning_curves, savefig
-from lib.sample_quality import bernoulli_prior_samples, mnist_classifier, mnist_scores
+from lib.domain_classifier import bernoulli_prior_samples, mnist_classifier, mnist_scores
 from lib.runs import finish_run, resolve_device, resolve_profile, seed_everything, start_run
 from lib.train import fit
 
@@ -164,7 +164,7 @@ with torch.no_grad():
 # ## An MNIST-domain score of the samples
 # The paper has no sample-quality metric for MNIST. As a cheap, offline one we embed Bernoulli samples
 # $x\sim p_\theta(x|z)$, $z\sim p(z)$ and binarised test images with a small CNN trained on MNIST's training split
-# (`lib.sample_quality`): the Fréchet distance between Gaussians fitted to its features (lower is better) and its
+# (`lib.domain_classifier`): the Fréchet distance between Gaussians fitted to its features (lower is better) and its
 # Inception-style score $\exp \mathbb E_x \mathrm{KL}(p(y|x)\,\|\,p(y))$ (at most 10; higher means confident
 # and diverse digits). Both are **MNIST-specific** and not comparable with FID/IS. For scale we also score a second,
 # disjoint set of test images (the floor of the distance and the ceiling of the score at this sample size).

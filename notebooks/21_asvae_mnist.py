@@ -39,7 +39,7 @@
 # **What is reported.** The paper's MNIST "NLL" is the *negative ELBO* of the plain VAE bound (an upper bound on
 # $-\log p(x)$; here with the flow's exact density, one Monte Carlo sample per image), so that is the row compared with
 # its 82.51 / 81.14 nats. Beside it: $\log p(x)$ by importance sampling with the flow as proposal (IWAE-$k$) and by
-# AIS, the reconstruction error, and the MNIST-domain sample scores of `lib.sample_quality`.
+# AIS, the reconstruction error, and the MNIST-domain sample scores of `lib.domain_classifier`.
 # Caveat: the paper feeds grey levels as Bernoulli probabilities; we use dynamic binarisation, as for every MNIST
 # number in this repository, so absolute nats are comparable with the binarised-MNIST literature rather than exactly
 # with the paper's setting.
@@ -62,7 +62,7 @@ from lib.evaluate import evaluate_elbo, evaluate_log_px, mean_sem
 from lib.models import build_method
 from lib.plotting import image_grid, learning_curves, savefig
 from lib.runs import finish_run, resolve_device, resolve_profile, seed_everything, start_run
-from lib.sample_quality import bernoulli_prior_samples, mnist_classifier, mnist_scores
+from lib.domain_classifier import bernoulli_prior_samples, mnist_classifier, mnist_scores
 from lib.train import fit
 
 profile = resolve_profile(PROFILE)
@@ -177,7 +177,7 @@ with torch.no_grad():
 # %% [markdown]
 # ## MNIST-domain sample scores
 # Fréchet distance in the features of a small MNIST classifier and its Inception-style score (MNIST-specific,
-# not FID/IS; `lib.sample_quality`), on Bernoulli samples $x \sim p_\theta(x\mid z)$, with a disjoint set of test
+# not FID/IS; `lib.domain_classifier`), on Bernoulli samples $x \sim p_\theta(x\mid z)$, with a disjoint set of test
 # images as the reference (the distance's floor and the score's ceiling at this sample size).
 
 # %%

@@ -71,8 +71,9 @@ from lib.models import build_method
 from lib.nets import Adversary, GaussianDecoder, ImplicitDecoder
 from lib.plotting import image_grid, learning_curves, savefig
 from lib.runs import finish_run, resolve_device, resolve_profile, seed_everything, start_run
-from lib.sample_quality import (MetricUnavailable, inception_metrics, mnist_classifier, mnist_scores,
-                                reconstruction_errors)
+from lib.domain_classifier import mnist_classifier, mnist_scores
+from lib.inception_metrics import MetricUnavailable, inception_metrics
+from lib.reconstruction_metrics import reconstruction_errors
 from lib.train import fit
 from lib.vae import VAE
 
@@ -266,7 +267,7 @@ with torch.no_grad():
 # %% [markdown]
 # ## 4. Scores
 # * **MNIST-FD / MNIST-IS**: Fréchet distance and Inception-style score in the features of a small MNIST classifier
-#   (`lib.sample_quality`; MNIST-specific, not FID/IS), on `n_score` generated images against test images, with a disjoint set of
+#   (`lib.domain_classifier`; MNIST-specific, not FID/IS), on `n_score` generated images against test images, with a disjoint set of
 #   test images as the floor.
 # * **FID** (Inception pool3, torchmetrics) in the full profile only: on a CPU Inception runs at ~3 images/s.
 # * **Reconstruction MSE** per pixel, and the same MSE against a *different* test image: if the two are equal, the code carries no

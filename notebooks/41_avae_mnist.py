@@ -66,7 +66,7 @@
 # (`41_avae_<dataset>`, parameter files `paper_reproductions/params/41_avae_*.yaml`).
 #
 # **Scores.** Our data are MNIST, not CelebA: sample quality is measured by MNIST-FD / MNIST-IS (Fréchet distance and
-# Inception-style score in the features of a small MNIST classifier, `lib.sample_quality`; *not* FID, and not comparable with
+# Inception-style score in the features of a small MNIST classifier, `lib.domain_classifier`; *not* FID, and not comparable with
 # the slides' FIDs), with held-out test images as the floor; Inception FID on 10k samples only in the full profile (GPU).
 # Fashion-MNIST is scored in the same way by the same CNN trained on its classes (F-MNIST-FD / IS); CIFAR-10 and CelebA by
 # Inception FID alone (1,000 samples in the quick profile, 10k in the full one).
@@ -95,8 +95,9 @@ from lib.data import IMAGE_DATASETS, BatchSampler, DataError, load_image_dataset
 from lib.gans import build
 from lib.plotting import image_grid, learning_curves, savefig
 from lib.runs import finish_run, resolve_device, resolve_profile, seed_everything, skip_run, start_run
-from lib.sample_quality import (MetricUnavailable, inception_metrics, lpips_distance, mnist_classifier, mnist_scores,
-                                reconstruction_errors)
+from lib.domain_classifier import mnist_classifier, mnist_scores
+from lib.inception_metrics import MetricUnavailable, inception_metrics
+from lib.reconstruction_metrics import lpips_distance, reconstruction_errors
 from lib.train import fit
 
 profile = resolve_profile(PROFILE)
