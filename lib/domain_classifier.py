@@ -6,6 +6,8 @@ same CNN trained on Fashion-MNIST's classes): *not* FID or IS, and not comparabl
   and cached under ``runs/_cache``;
 * :func:`mnist_scores`: Frechet distance and classifier score of a sample set against a set of real images
   (the distances of :mod:`lib.inception_metrics`, fed with the CNN's features and logits);
+* :class:`DomainScores`: the notebooks' protocol -- samples scored against n test images, with a disjoint
+  set of n test images scored once as the reference (the floor of the distance, the ceiling of the score);
 * :func:`bernoulli_prior_samples`: binary samples x ~ p_theta(x|z), z ~ N(0, I), the usual input.
 
 Results are ``{"value", "implementation", n's, ...}`` dicts for ``lib.runs.finish_run``.
@@ -153,6 +155,36 @@ def mnist_scores(real: torch.Tensor, fake: torch.Tensor, *, classifier: MNISTCla
     score = {"value": is_mean, "std": is_std, "n": len(l_fake), "splits": splits, **info,
              "implementation": f"exp E KL(p(y|x) || p(y)), p(y|x) from {tag}, torchmetrics -- {name}-specific, not IS"}
     return {"mnist_fd": fd, "mnist_is": score}
+
+
+class DomainScores:
+    """The notebooks' sample-score protocol: sample sets scored against n test images, with a disjoint set of n
+    test images as the reference (the floor of the distance and the ceiling of the score at this sample size).
+
+    x_test: (N, 1, 28, 28) test images in [0, 1] (binary or grey, as the models' data), N >= 2n; ``real`` is
+    x_test[:n] and ``heldout`` the :func:`mnist_scores` of x_test[n:2n] against it, computed here. classifier:
+    default ``mnist_classifier(seed, device)``. No random draws (the global RNG is left as it was).
+    raises ValueError when x_test has fewer than 2n images.
+    """
+
+    def __init__(self, x_test: torch.Tensor, n: int, classifier: MNISTClassifier | None = None, *, seed: int = 0,
+                 device: str | torch.device = "cpu"):
+        if len(x_test) < 2 * n:
+            raise ValueError(f"DomainScores needs 2 n = {2 * n} test images (two disjoint sets), got {len(x_test)}")
+        self.classifier = classifier if classifier is not None else mnist_classifier(seed=seed, device=device)
+        self.real = x_test[:n]
+        self.heldout = mnist_scores(self.real, x_test[n: 2 * n], classifier=self.classifier)
+
+    def score(self, fake: torch.Tensor) -> dict:
+        """:func:`mnist_scores` of ``fake`` (M, 1, 28, 28) in [0, 1] against ``real``: {"mnist_fd", "mnist_is"}."""
+        return mnist_scores(self.real, fake, classifier=self.classifier)
+
+    def heldout_metrics(self, key: str = "mnist") -> dict:
+        """The reference's entries for ``lib.runs.finish_run``: ``heldout_test_<key>_fd`` and ``heldout_test_<key>_is``
+        (key: e.g. ``"fmnist"`` for Fashion-MNIST), each ``heldout``'s dict with
+        ``"split": "test vs disjoint test images"``."""
+        return {f"heldout_test_{m.replace('mnist', key)}": {**self.heldout[m], "split": "test vs disjoint test images"}
+                for m in ("mnist_fd", "mnist_is")}
 
 
 @torch.no_grad()

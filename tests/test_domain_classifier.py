@@ -1,5 +1,6 @@
 """The MNIST-domain CNN and its scores: accuracy, cache, determinism; scores that separate digits from noise
-and detect collapse; Bernoulli prior samples. The MNIST CNN is trained once per session into a temporary cache (~20 s).
+and detect collapse; the notebooks' held-out protocol (DomainScores) against a direct computation; Bernoulli
+prior samples. The MNIST CNN is trained once per session into a temporary cache (~20 s).
 """
 import time
 
@@ -77,3 +78,44 @@ def test_bernoulli_prior_samples_follow_the_decoder_probabilities():
     again = bernoulli_prior_samples(dec, 2, 20_000, generator=torch.Generator().manual_seed(0), block=3000)
     assert torch.equal(x, again)
 
+
+def _frechet_by_svd(a: torch.Tensor, b: torch.Tensor) -> float:
+    """||m_a - m_b||^2 + tr S_a + tr S_b - 2 ||A^T B||_* with S_a = A A^T (A: centred a^T / sqrt(N - 1)): the
+    eigenvalues of S_a S_b are the squared singular values of A^T B. Independent of torchmetrics."""
+    a, b = a.double(), b.double()
+    ca, cb = (a - a.mean(0)).T / (len(a) - 1) ** 0.5, (b - b.mean(0)).T / (len(b) - 1) ** 0.5
+    nuclear = torch.linalg.svdvals(ca.T @ cb).sum()
+    return float((a.mean(0) - b.mean(0)).pow(2).sum() + ca.pow(2).sum() + cb.pow(2).sum() - 2 * nuclear)
+
+
+def test_domain_scores_match_a_direct_computation_on_a_tiny_classifier():
+    """DomainScores with a tiny random CNN: the reference x_test[:n], the held-out set x_test[n:2n], a sample set;
+    the distances from the CNN's own features and logits, computed here."""
+    from lib.domain_classifier import DomainScores, MNISTClassifier
+    from lib.inception_metrics import inception_score
+
+    torch.manual_seed(0)
+    net = MNISTClassifier(widths=(2, 4), hidden=5).eval()
+    net.seed, net.test_accuracy = 7, 0.5  # what mnist_classifier sets
+    g = torch.Generator().manual_seed(1)
+    x_test = torch.rand(45, 1, 28, 28, generator=g)
+    fake = torch.bernoulli(torch.rand(30, 1, 28, 28, generator=g), generator=g)
+    rng = torch.get_rng_state()
+    domain = DomainScores(x_test, 20, net)
+    got = domain.score(fake)
+    assert torch.equal(rng, torch.get_rng_state())  # no random draws
+    with torch.no_grad():
+        f_real, f_other, f_fake = net.features(x_test[:20]), net.features(x_test[20:40]), net.features(fake)
+        l_fake, l_other = net.head(f_fake), net.head(f_other)
+    assert got["mnist_fd"]["value"] == pytest.approx(_frechet_by_svd(f_real, f_fake), rel=1e-6)
+    assert domain.heldout["mnist_fd"]["value"] == pytest.approx(_frechet_by_svd(f_real, f_other), rel=1e-6)
+    assert got["mnist_fd"]["value"] > 0 and domain.heldout["mnist_fd"]["value"] > 0
+    assert got["mnist_is"]["value"] == pytest.approx(inception_score(l_fake.double(), splits=10)[0], rel=1e-9)
+    assert domain.heldout["mnist_is"]["value"] == pytest.approx(inception_score(l_other.double(), splits=10)[0], rel=1e-9)
+    assert (got["mnist_fd"]["n_real"], got["mnist_fd"]["n_fake"], got["mnist_is"]["n"]) == (20, 30, 30)
+    assert domain.heldout["mnist_fd"]["n_fake"] == 20 and got["mnist_fd"]["classifier_seed"] == 7
+    entries = domain.heldout_metrics("fmnist")
+    assert list(entries) == ["heldout_test_fmnist_fd", "heldout_test_fmnist_is"]
+    assert entries["heldout_test_fmnist_fd"] == {**domain.heldout["mnist_fd"], "split": "test vs disjoint test images"}
+    with pytest.raises(ValueError, match="2 n = 50"):
+        DomainScores(x_test, 25, net)
