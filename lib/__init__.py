@@ -8,7 +8,8 @@ methods), ``registry`` (build any method by name: ``registry.build(name, x_shape
 ``registry.names()``), ``method`` (players, critics, settings, the sample / encode / reconstruct surface), ``train``
 (the multi-player loop, checkpoints, resume, divergence guard), ``distributed`` (data-parallel training under
 torchrun), ``evaluate`` (ELBO, IWAE log p(x), bits/dim and the discretised 8-bit likelihood), ``ais`` (annealed
-importance sampling, BDMC), ``sample_quality`` (FID / KID / IS offline, MNIST-domain scores, MSE / LPIPS),
+importance sampling, BDMC), ``inception_metrics`` (FID / KID / IS offline), ``domain_classifier`` (the MNIST CNN and
+its sample scores), ``reconstruction_metrics`` (MSE / RMSE, LPIPS),
 ``plotting`` (figures), ``runs`` (profiles, seeds, run folders, atomic files, skips).
 """
 __version__ = "0.1.0"

@@ -3,6 +3,7 @@ unchanged regeneration leaves ``git diff`` empty."""
 from __future__ import annotations
 
 import io
+from typing import Callable
 
 import matplotlib.pyplot as plt
 import torch
@@ -35,6 +36,41 @@ def image_grid(x: torch.Tensor, nrow: int = 10, ax=None, title: str | None = Non
     if title:
         ax.set_title(title)
     return ax
+
+
+def samples_and_reconstructions(models: dict, x: torch.Tensor, sample: Callable, reconstruct: Callable, *,
+                                labels: dict[str, str] | None = None, sample_caption: str | Callable = "samples",
+                                panel_size: tuple[float, float] = (3.2, 6.6), nrow: int = 8, title: str | None = None):
+    """One figure, a column per model: its samples on top, data | reconstruction pairs below.
+
+    models: name -> model, in column order. For each model in turn (the random draws happen in this order),
+    ``sample(name, model)`` gives the top panel's images (B, C, H, W) in [0, 1], then ``reconstruct(name, model, x)``
+    the reconstructions (N, C, H, W) in [0, 1] of x (N, C, H, W) in [0, 1], shown interleaved (data,
+    reconstruction, data, ...), ``nrow`` images a row. A ``reconstruct`` that raises NotImplementedError (a GAN:
+    no encoder) leaves its panel blank but for a note. Both run under ``torch.no_grad()``. labels: name -> the
+    name in the titles (default: the name). sample_caption: the top titles' ``"<label>: <caption>"``, a string or
+    name -> string. panel_size: (width, height) in inches of one column. title: the figure's suptitle.
+    returns: the figure; its axes are a 2 x len(models) grid.
+    """
+    labels = labels or {}
+    fig, axes = plt.subplots(2, len(models), figsize=(panel_size[0] * len(models), panel_size[1]), layout="constrained")
+    axes = axes.reshape(2, -1)
+    with torch.no_grad():
+        for j, (name, model) in enumerate(models.items()):
+            label = labels.get(name, name)
+            caption = sample_caption(name) if callable(sample_caption) else sample_caption
+            image_grid(sample(name, model), nrow=nrow, ax=axes[0, j], title=f"{label}: {caption}")
+            try:
+                rec = reconstruct(name, model, x)
+            except NotImplementedError:
+                axes[1, j].set_axis_off()
+                axes[1, j].text(0.5, 0.5, "no encoder:\nno reconstruction", ha="center", va="center", fontsize=12)
+                continue
+            image_grid(torch.stack([x, rec], 1).flatten(0, 1), nrow=nrow, ax=axes[1, j],
+                       title=f"{label}: data | reconstruction")
+    if title:
+        fig.suptitle(title)
+    return fig
 
 
 def learning_curves(histories: dict[str, list[dict]], key: str, ax=None, ylabel: str | None = None):

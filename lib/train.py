@@ -167,6 +167,166 @@ def _divergence(player: str, it: int, out: dict, grads: dict[str, torch.Tensor])
                            it, player, terms)
 
 
+class _RunFolder:
+    """The files ``fit`` keeps in run_dir (None: none). Rank 0 alone writes; every rank reads ``ckpt.pt`` to resume."""
+
+    def __init__(self, run_dir: str | os.PathLike | None, writer: bool):
+        self.path = Path(run_dir) if run_dir is not None else None
+        self.ckpt = self.path / "ckpt.pt" if self.path is not None else None
+        self.writes = self.path is not None and writer
+        if self.writes:
+            self.path.mkdir(parents=True, exist_ok=True)
+            for tmp in self.path.glob(".*.tmp"):  # temporary files of atomic writes that a killed run left behind
+                tmp.unlink(missing_ok=True)
+
+    def start(self, method: Method, optimizers: dict, sampler, resume: bool) -> int:
+        """The iteration to start at: that of ``ckpt.pt``, loaded, when resuming from one, else 0. Drops the metrics
+        rows logged after it."""
+        start = 0
+        if self.ckpt is not None and resume and self.ckpt.exists():
+            start = load_checkpoint(self.ckpt, method, optimizers, sampler)
+        self.truncate_metrics(start)
+        return start
+
+    def truncate_metrics(self, step: int) -> None:
+        if self.writes:
+            _truncate_metrics(self.path / "metrics.jsonl", step)
+
+    def append_metrics(self, row: dict) -> None:
+        if self.writes:
+            with open(self.path / "metrics.jsonl", "a") as fh:
+                fh.write(json.dumps(row) + "\n")
+
+    def write_json(self, name: str, obj: dict) -> None:
+        if self.writes:
+            write_json(self.path / name, obj)
+
+    def write_checkpoint(self, data: bytes) -> None:
+        if self.writes:
+            atomic_write_bytes(self.ckpt, data)
+
+
+class _PlayerStep:
+    """One optimizer step of one player on a fresh batch, with the divergence guard: a non-finite loss term or
+    gradient raises :class:`DivergenceError` before the optimizer applies it. Under torchrun the player's gradients
+    are averaged over the ranks first. Only the stepping player's parameters require gradients."""
+
+    def __init__(self, method: Method, optimizers: dict, sampler, compile: str | None, autocast_bf16: bool,
+                 distributed: bool):
+        self.method, self.optimizers, self.sampler, self.distributed = method, optimizers, sampler, distributed
+        device = next(method.parameters()).device
+        self.loss_fn = method.loss if compile is None else \
+            torch.compile(method.loss, mode=None if compile == "default" else compile)
+        self.autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if autocast_bf16 \
+            else contextlib.nullcontext
+        self.names = {id(p): n for n, p in method.named_parameters()}
+        self.params = {pl: method.player_parameters(pl) for pl in method.players}
+        self.trainable = None
+
+    def __call__(self, player: str, it: int) -> dict[str, torch.Tensor]:
+        """returns the loss terms of the step (``"loss"`` and the logged scalars). raises DivergenceError."""
+        if player != self.trainable:  # one-player methods set it once
+            set_trainable(self.method, player)
+            self.trainable = player
+        opt, ps = self.optimizers[player], self.params[player]
+        with self.autocast():
+            out = self.loss_fn(player, self.sampler.next())
+        opt.zero_grad(set_to_none=True)
+        out["loss"].backward()
+        if self.distributed:  # every rank averages the same list: a missing gradient counts as zeros
+            for p in ps:
+                if p.grad is None:
+                    p.grad = torch.zeros_like(p)
+            ddp.allreduce_mean_([p.grad for p in ps])
+        grads = [p.grad for p in ps if p.grad is not None]
+        # the sum of every gradient entry: NaN and inf propagate, and one reduction per tensor is the
+        # cheapest check (a finite sum above 3e38 would also stop the run: a divergence in all but name)
+        finite = torch.isfinite(out["loss"].detach() + torch.stack([g.sum() for g in grads]).sum()) \
+            if grads else torch.isfinite(out["loss"].detach())
+        if not finite:  # one device sync per player step
+            raise _divergence(player, it, out, {self.names[id(p)]: p.grad for p in ps if p.grad is not None})
+        opt.step()
+        return out
+
+
+class _Meter:
+    """Sums of the logged loss terms since the last row; ``row`` turns them into means (under torchrun: over the
+    ranks too) and starts afresh."""
+
+    def __init__(self, distributed: bool, device: torch.device):
+        self.distributed, self.device = distributed, device
+        self.sums: dict[str, torch.Tensor] = defaultdict(float)
+        self.counts: dict[str, int] = defaultdict(int)
+
+    def add(self, player: str, out: dict[str, torch.Tensor]) -> None:
+        for name, v in out.items():
+            if name != "loss":
+                self.sums[f"{player}/{name}"] = self.sums[f"{player}/{name}"] + v.detach()
+                self.counts[f"{player}/{name}"] += 1
+
+    def row(self, it: int) -> dict:
+        """``{"step": it, "<player>/<term>": mean since the last row, ...}``."""
+        if self.distributed:  # the mean over the ranks
+            keys = sorted(self.sums)
+            means = torch.stack([torch.as_tensor(self.sums[n], device=self.device).double() / self.counts[n]
+                                 for n in keys])
+            ddp.allreduce_mean_([means])
+            row = {"step": it, **dict(zip(keys, means.tolist()))}
+        else:
+            row = {"step": it, **{n: float(s) / self.counts[n] for n, s in self.sums.items()}}
+        self.clear()
+        return row
+
+    def clear(self) -> None:
+        self.sums.clear(), self.counts.clear()
+
+
+class _Rollback:
+    """``on_divergence="rollback"``: the last good state (the bytes of the last checkpoint, or of the start) and the
+    rollbacks to it. Each restores it and multiplies ``players``' learning rates by ``factor`` once more than the
+    previous rollback to the same state did."""
+
+    def __init__(self, method: Method, optimizers: dict, sampler, start: int, players: list[str], factor: float):
+        self.method, self.optimizers, self.sampler = method, optimizers, sampler
+        self.players, self.factor = players, factor
+        self.last_good = _checkpoint_bytes(method, optimizers, start, sampler)
+        self.count = self.since_good = 0
+
+    def good(self, data: bytes) -> None:
+        """``data`` (checkpoint bytes) is the new last good state."""
+        self.last_good, self.since_good = data, 0
+
+    def restore(self, err: DivergenceError) -> dict:
+        """Roll back after ``err``. returns the event row ``{"step", "event", "rollback", "lr", "error"}``."""
+        self.count += 1
+        self.since_good += 1
+        it = load_checkpoint(self.last_good, self.method, self.optimizers, self.sampler)
+        for pl in self.players:  # the learning rates of the last good state, lowered once per rollback to it
+            for group in self.optimizers[pl].param_groups:
+                group["lr"] *= self.factor ** self.since_good
+        lowered = {pl: self.optimizers[pl].param_groups[0]["lr"] for pl in self.players}
+        return {"step": it, "event": "rollback", "rollback": self.count, "lr": lowered, "error": str(err)}
+
+
+def _check_fit_options(steps: int, on_divergence: str, compile: str | None, rollback_lr_factor: float) -> None:
+    if on_divergence not in ("raise", "rollback"):
+        raise ValueError(f"on_divergence must be 'raise' or 'rollback', not {on_divergence!r}")
+    if compile is not None and compile not in COMPILE_MODES:
+        raise ValueError(f"compile must be None or one of {COMPILE_MODES}, not {compile!r}")
+    if not 0 < rollback_lr_factor < 1:
+        raise ValueError(f"rollback_lr_factor must be in (0, 1), got {rollback_lr_factor}")
+    if steps < 0:
+        raise ValueError(f"steps must be >= 0, got {steps}")
+
+
+def _fit_time(iterations: int, seconds: float, start: int, rollbacks: int, device: torch.device, world: int) -> dict:
+    """The record of ``fit_time.json``: this call's iterations, wall seconds, speed and device."""
+    return {"iterations": iterations, "seconds": seconds, "iterations_per_s": iterations / seconds,
+            "resumed_at": start, "rollbacks": rollbacks, "device": str(device),
+            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+            "cpu_threads": torch.get_num_threads() if device.type == "cpu" else None, "world_size": world}
+
+
 def fit(method: Method, sampler, *, steps: int, lr: dict[str, float], betas=(0.5, 0.999),
         run_dir: str | os.PathLike | None = None, log_every: int = 100, ckpt_every: int | None = None,
         resume: bool = True, progress: bool | None = None, desc: str | None = None,
@@ -191,138 +351,71 @@ def fit(method: Method, sampler, *, steps: int, lr: dict[str, float], betas=(0.5
     raises DivergenceError (a FloatingPointError) naming the iteration, player and terms when a loss term or a
     gradient is not finite (after ``max_rollbacks`` rollbacks in rollback mode); ValueError for bad options.
     """
-    if on_divergence not in ("raise", "rollback"):
-        raise ValueError(f"on_divergence must be 'raise' or 'rollback', not {on_divergence!r}")
-    if compile is not None and compile not in COMPILE_MODES:
-        raise ValueError(f"compile must be None or one of {COMPILE_MODES}, not {compile!r}")
-    if not 0 < rollback_lr_factor < 1:
-        raise ValueError(f"rollback_lr_factor must be in (0, 1), got {rollback_lr_factor}")
-    if steps < 0:
-        raise ValueError(f"steps must be >= 0, got {steps}")
+    _check_fit_options(steps, on_divergence, compile, rollback_lr_factor)
     optimizers = make_optimizers(method, lr, betas, fused=fused_adam)
     fused_adam = bool(next(iter(optimizers.values())).defaults.get("fused"))
     rank, world = ddp.rank_and_world()
-    writer, distributed = rank == 0, world > 1
-    run_dir = Path(run_dir) if run_dir is not None else None
-    if run_dir is not None and writer:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        for tmp in run_dir.glob(".*.tmp"):  # temporary files of atomic writes that a killed run left behind
-            tmp.unlink(missing_ok=True)
-    ckpt, start = (run_dir / "ckpt.pt" if run_dir else None), 0
-    if ckpt is not None and resume and ckpt.exists():
-        start = load_checkpoint(ckpt, method, optimizers, sampler)
-    if run_dir is not None and writer:
-        _truncate_metrics(run_dir / "metrics.jsonl", start)
-        write_json(run_dir / "fit_config.json", {
-            "steps": steps, "lr": lr, "betas": list(betas), "schedule": method.schedule, "compile": compile,
-            "autocast_bf16": autocast_bf16, "fused_adam": fused_adam, "world_size": world, "on_divergence": on_divergence,
-            "max_rollbacks": max_rollbacks, "rollback_lr_factor": rollback_lr_factor, "resumed_at": start})
+    folder = _RunFolder(run_dir, writer=rank == 0)
+    start = folder.start(method, optimizers, sampler, resume)
+    folder.write_json("fit_config.json", {
+        "steps": steps, "lr": lr, "betas": list(betas), "schedule": method.schedule, "compile": compile,
+        "autocast_bf16": autocast_bf16, "fused_adam": fused_adam, "world_size": world, "on_divergence": on_divergence,
+        "max_rollbacks": max_rollbacks, "rollback_lr_factor": rollback_lr_factor, "resumed_at": start})
     ddp.broadcast_parameters(method)
     if progress is None:
         progress = not os.environ.get("CI")
     device = next(method.parameters()).device
-    loss_fn = method.loss if compile is None else torch.compile(method.loss, mode=None if compile == "default" else compile)
-    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if autocast_bf16 else contextlib.nullcontext
-    names = {id(p): n for n, p in method.named_parameters()}
-    params = {pl: method.player_parameters(pl) for pl in method.players}
+    player_step = _PlayerStep(method, optimizers, sampler, compile, autocast_bf16, distributed=world > 1)
     adversaries = [pl for pl in method.players if pl in method.critic_players] or list(method.players)
-    last_good = _checkpoint_bytes(method, optimizers, start, sampler) if on_divergence == "rollback" else None
-    rollbacks = since_good = 0
+    guard = _Rollback(method, optimizers, sampler, start, adversaries, rollback_lr_factor) \
+        if on_divergence == "rollback" else None
 
     method.train()
     history: list[dict] = []
-    sums: dict[str, torch.Tensor] = defaultdict(float)
-    counts: dict[str, int] = defaultdict(int)
-    bar = tqdm(total=steps, initial=start, disable=not progress or not writer, desc=desc, leave=False)
-    it, trainable = start, None
+    meter = _Meter(world > 1, device)
+    bar = tqdm(total=steps, initial=start, disable=not progress or rank != 0, desc=desc, leave=False)
+    it = start
     _sync(device)
     t_start = time.perf_counter()
     try:
         while it < steps:
-            try:
+            try:  # one iteration: every player of the schedule, k steps each
                 for player, k in method.schedule:
-                    if player != trainable:  # one-player methods set it once
-                        set_trainable(method, player)
-                        trainable = player
-                    opt, ps = optimizers[player], params[player]
                     for _ in range(k):
-                        with autocast():
-                            out = loss_fn(player, sampler.next())
-                        opt.zero_grad(set_to_none=True)
-                        out["loss"].backward()
-                        if distributed:  # every rank averages the same list: a missing gradient counts as zeros
-                            for p in ps:
-                                if p.grad is None:
-                                    p.grad = torch.zeros_like(p)
-                            ddp.allreduce_mean_([p.grad for p in ps])
-                        grads = [p.grad for p in ps if p.grad is not None]
-                        # the sum of every gradient entry: NaN and inf propagate, and one reduction per tensor is the
-                        # cheapest check (a finite sum above 3e38 would also stop the run: a divergence in all but name)
-                        finite = torch.isfinite(out["loss"].detach() + torch.stack([g.sum() for g in grads]).sum()) \
-                            if grads else torch.isfinite(out["loss"].detach())
-                        if not finite:  # one device sync per player step
-                            raise _divergence(player, it, out, {names[id(p)]: p.grad for p in ps if p.grad is not None})
-                        opt.step()
-                        for name, v in out.items():
-                            if name != "loss":
-                                sums[f"{player}/{name}"] = sums[f"{player}/{name}"] + v.detach()
-                                counts[f"{player}/{name}"] += 1
+                        meter.add(player, player_step(player, it))
             except DivergenceError as err:
-                if on_divergence != "rollback" or rollbacks >= max_rollbacks:
+                if guard is None or guard.count >= max_rollbacks:
                     raise
-                rollbacks += 1
-                since_good += 1
-                it = load_checkpoint(last_good, method, optimizers, sampler)
-                for pl in adversaries:  # the learning rates of the last good state, lowered once per rollback to it
-                    for group in optimizers[pl].param_groups:
-                        group["lr"] *= rollback_lr_factor ** since_good
-                lowered = {pl: optimizers[pl].param_groups[0]["lr"] for pl in adversaries}
-                sums.clear(), counts.clear()
+                event = guard.restore(err)
+                it = event["step"]
+                meter.clear()
                 bar.n = it
                 bar.refresh()
-                event = {"step": it, "event": "rollback", "rollback": rollbacks, "lr": lowered, "error": str(err)}
-                if run_dir is not None and writer:
-                    _truncate_metrics(run_dir / "metrics.jsonl", it)
-                    with open(run_dir / "metrics.jsonl", "a") as fh:
-                        fh.write(json.dumps(event) + "\n")
+                folder.truncate_metrics(it)
+                folder.append_metrics(event)
                 history = [r for r in history if r["step"] <= it]
-                tqdm.write(f"rollback {rollbacks}/{max_rollbacks} to iteration {it}: {err}; "
-                           f"learning rates now {lowered}")
+                tqdm.write(f"rollback {guard.count}/{max_rollbacks} to iteration {it}: {err}; "
+                           f"learning rates now {event['lr']}")
                 continue
             it += 1
             bar.update(1)
             if it % log_every == 0 or it == steps:
-                if distributed:  # the mean over the ranks
-                    keys = sorted(sums)
-                    means = torch.stack([torch.as_tensor(sums[n], device=device).double() / counts[n] for n in keys])
-                    ddp.allreduce_mean_([means])
-                    row = {"step": it, **dict(zip(keys, means.tolist()))}
-                else:
-                    row = {"step": it, **{n: float(s) / counts[n] for n, s in sums.items()}}
-                history.append(row)
-                sums.clear(), counts.clear()
-                if run_dir is not None and writer:
-                    with open(run_dir / "metrics.jsonl", "a") as fh:
-                        fh.write(json.dumps(row) + "\n")
-                bar.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in list(row.items())[1:4]})
-            if (ckpt_every and it % ckpt_every == 0) or it == steps:
-                if ckpt is not None or last_good is not None:
-                    data = _checkpoint_bytes(method, optimizers, it, sampler)
-                    if ckpt is not None and writer:
-                        atomic_write_bytes(ckpt, data)
-                    if last_good is not None:
-                        last_good, since_good = data, 0
+                history.append(meter.row(it))
+                folder.append_metrics(history[-1])
+                bar.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in list(history[-1].items())[1:4]})
+            checkpoint_due = (ckpt_every and it % ckpt_every == 0) or it == steps
+            if checkpoint_due and (folder.ckpt is not None or guard is not None):
+                data = _checkpoint_bytes(method, optimizers, it, sampler)
+                folder.write_checkpoint(data)
+                if guard is not None:
+                    guard.good(data)
     finally:
         set_trainable(method, None)
         bar.close()
     _sync(device)
-    if run_dir is not None and writer and steps > start:
-        seconds = time.perf_counter() - t_start
-        write_json(run_dir / "fit_time.json", {
-            "iterations": steps - start, "seconds": seconds, "iterations_per_s": (steps - start) / seconds,
-            "resumed_at": start, "rollbacks": rollbacks, "device": str(device),
-            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
-            "cpu_threads": torch.get_num_threads() if device.type == "cpu" else None, "world_size": world})
+    if folder.writes and steps > start:
+        folder.write_json("fit_time.json", _fit_time(steps - start, time.perf_counter() - t_start, start,
+                                                     guard.count if guard is not None else 0, device, world))
     method.eval()
     return history
 

@@ -60,8 +60,8 @@ from lib.data import BatchSampler, fixed_binarization, load_mnist
 from lib.ais import evaluate_ais
 from lib.evaluate import evaluate_elbo, evaluate_log_px, mean_sem
 from lib import registry
-from lib.plotting import image_grid, learning_curves, savefig
-from lib.sample_quality import bernoulli_prior_samples, mnist_classifier, mnist_scores
+from lib.plotting import learning_curves, samples_and_reconstructions, savefig
+from lib.domain_classifier import DomainScores, bernoulli_prior_samples, mnist_classifier
 from lib.runs import finish_run, resolve_device, resolve_profile, seed_everything, start_run
 from lib.train import fit
 
@@ -153,26 +153,20 @@ for name, r in results.items():
 # ## Samples, reconstructions and learning curves
 
 # %%
-with torch.no_grad():
-    fig, axes = plt.subplots(2, len(models), figsize=(3.2 * len(models), 6.6), layout="constrained")
-    axes = axes.reshape(2, -1)
-    seed_everything(SEED)
-    x_show = x_test[:32]
-    for j, (name, model) in enumerate(models.items()):
-        z = torch.randn(64, model.z_dim, device=device)
-        image_grid(torch.sigmoid(model.decoder(z)), nrow=8, ax=axes[0, j], title=f"{name}: samples (means)")
-        rec = torch.sigmoid(model.decoder(model.sample_posterior(x_show)))
-        pairs = torch.stack([x_show, rec], 1).flatten(0, 1)  # data, reconstruction, data, ...
-        image_grid(pairs, nrow=8, ax=axes[1, j], title=f"{name}: data | reconstruction")
-    fig.suptitle(f"MNIST ({profile} profile, seed {SEED}): decoder means of prior samples, and reconstructions")
-    savefig(fig, "12_avb_mnist_samples")
-    plt.show()
+seed_everything(SEED)
+fig = samples_and_reconstructions(
+    models, x_test[:32], sample_caption="samples (means)",
+    sample=lambda name, model: torch.sigmoid(model.decoder(torch.randn(64, model.z_dim, device=device))),
+    reconstruct=lambda name, model, x: torch.sigmoid(model.decoder(model.sample_posterior(x))),
+    title=f"MNIST ({profile} profile, seed {SEED}): decoder means of prior samples, and reconstructions")
+savefig(fig, "12_avb_mnist_samples")
+plt.show()
 
 # %% [markdown]
 # ## An MNIST-domain score of the samples
 # The paper has no sample-quality metric for MNIST. As a cheap, offline one we embed Bernoulli samples
 # $x\sim p_\theta(x|z)$, $z\sim p(z)$ and binarised test images with a small CNN trained on MNIST's training split
-# (`lib.sample_quality`): the Fréchet distance between Gaussians fitted to its features (lower is better) and its
+# (`lib.domain_classifier`): the Fréchet distance between Gaussians fitted to its features (lower is better) and its
 # Inception-style score $\exp \mathbb E_x \mathrm{KL}(p(y|x)\,\|\,p(y))$ (at most 10; higher means confident
 # and diverse digits). Both are **MNIST-specific** and not comparable with FID/IS. For scale we also score a second,
 # disjoint set of test images (the floor of the distance and the ceiling of the score at this sample size).
@@ -182,20 +176,18 @@ with torch.no_grad():
 # %%
 clf = mnist_classifier(seed=0, device=device)
 n = cfg["n_score"]
-real, real_other = x_test[:n], x_test[n: 2 * n]
-reference = mnist_scores(real, real_other, classifier=clf, device=device)
-scores = {}
+domain = DomainScores(x_test, n, clf)  # x_test[:n] is the reference; x_test[n: 2n] is scored against it (held out)
 g = torch.Generator(device=device).manual_seed(SEED)
-for name, model in models.items():
-    fake = bernoulli_prior_samples(model.decoder, model.z_dim, n, generator=g)
-    scores[name] = mnist_scores(real, fake, classifier=clf, device=device)
+scores = {name: domain.score(bernoulli_prior_samples(model.decoder, model.z_dim, n, generator=g))
+          for name, model in models.items()}
 print(f"classifier: test accuracy {100 * clf.test_accuracy:.2f}% (binarised {100 * clf.test_accuracy_binarized:.2f}%)")
-print(f"{'held-out test':>14}: MNIST-FD {reference['mnist_fd']['value']:8.3f}  MNIST-IS {reference['mnist_is']['value']:.2f}")
+held = domain.heldout
+print(f"{'held-out test':>14}: MNIST-FD {held['mnist_fd']['value']:8.3f}  MNIST-IS {held['mnist_is']['value']:.2f}")
 for name, sc in scores.items():
     print(f"{name:>14}: MNIST-FD {sc['mnist_fd']['value']:8.3f}  MNIST-IS {sc['mnist_is']['value']:.2f}")
 for name, sc in scores.items():
-    assert sc["mnist_fd"]["value"] > reference["mnist_fd"]["value"], name
-    assert sc["mnist_is"]["value"] < reference["mnist_is"]["value"], name
+    assert sc["mnist_fd"]["value"] > held["mnist_fd"]["value"], name
+    assert sc["mnist_is"]["value"] < held["mnist_is"]["value"], name
 
 # %%
 fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
@@ -218,8 +210,7 @@ for name, r in results.items():
     for m in ("mnist_fd", "mnist_is"):
         metrics[f"{key}_{m}"] = {**scores[name][m], "split": "test (binarised, seed 0)"}
     metrics[f"{key}_untrained_log_px"] = {"value": r["untrained_log_px"], "n": 200, "implementation": r["log_px"]["implementation"]}
-for m in ("mnist_fd", "mnist_is"):
-    metrics[f"heldout_test_{m}"] = {**reference[m], "split": "test vs disjoint test images"}
+metrics.update(domain.heldout_metrics())
 finish_run(run_dir, "12_avb_mnist", profile=profile, seed=SEED, device=device, metrics=metrics)
 for k, v in metrics.items():
     print(f"{k:>28}: {v['value']:9.2f}")

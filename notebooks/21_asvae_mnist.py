@@ -39,7 +39,7 @@
 # **What is reported.** The paper's MNIST "NLL" is the *negative ELBO* of the plain VAE bound (an upper bound on
 # $-\log p(x)$; here with the flow's exact density, one Monte Carlo sample per image), so that is the row compared with
 # its 82.51 / 81.14 nats. Beside it: $\log p(x)$ by importance sampling with the flow as proposal (IWAE-$k$) and by
-# AIS, the reconstruction error, and the MNIST-domain sample scores of `lib.sample_quality`.
+# AIS, the reconstruction error, and the MNIST-domain sample scores of `lib.domain_classifier`.
 # Caveat: the paper feeds grey levels as Bernoulli probabilities; we use dynamic binarisation, as for every MNIST
 # number in this repository, so absolute nats are comparable with the binarised-MNIST literature rather than exactly
 # with the paper's setting.
@@ -60,9 +60,9 @@ from lib.ais import evaluate_ais
 from lib.data import BatchSampler, fixed_binarization, load_mnist
 from lib.evaluate import evaluate_elbo, evaluate_log_px, mean_sem
 from lib import registry
-from lib.plotting import image_grid, learning_curves, savefig
+from lib.plotting import learning_curves, samples_and_reconstructions, savefig
 from lib.runs import finish_run, resolve_device, resolve_profile, seed_everything, start_run
-from lib.sample_quality import bernoulli_prior_samples, mnist_classifier, mnist_scores
+from lib.domain_classifier import DomainScores, bernoulli_prior_samples, mnist_classifier
 from lib.train import fit
 
 profile = resolve_profile(PROFILE)
@@ -160,40 +160,32 @@ if {"asvae_r", "asvae_g"} <= set(results):
 # ## Samples and reconstructions (the paper's Fig. 1)
 
 # %%
-with torch.no_grad():
-    fig, axes = plt.subplots(2, len(models), figsize=(3.4 * len(models), 7), layout="constrained")
-    axes = axes.reshape(2, -1)
-    g = torch.Generator(device=device).manual_seed(SEED)
-    x_show = x_test[:32]
-    for j, (name, model) in enumerate(models.items()):
-        z = torch.randn(64, model.z_dim, generator=g, device=device)
-        image_grid(torch.sigmoid(model.decoder(z)), nrow=8, ax=axes[0, j], title=f"{LABEL[name]}: samples (means)")
-        rec = torch.sigmoid(model.decoder(model.sample_posterior(x_show)))
-        image_grid(torch.stack([x_show, rec], 1).flatten(0, 1), nrow=8, ax=axes[1, j], title=f"{LABEL[name]}: data | reconstruction")
-    fig.suptitle(f"AS-VAE variants on MNIST ({profile} profile, seed {SEED})")
-    savefig(fig, "21_asvae_mnist_samples")
-    plt.show()
+g = torch.Generator(device=device).manual_seed(SEED)
+fig = samples_and_reconstructions(
+    models, x_test[:32], labels=LABEL, sample_caption="samples (means)", panel_size=(3.4, 7),
+    sample=lambda name, model: torch.sigmoid(model.decoder(torch.randn(64, model.z_dim, generator=g, device=device))),
+    reconstruct=lambda name, model, x: torch.sigmoid(model.decoder(model.sample_posterior(x))),
+    title=f"AS-VAE variants on MNIST ({profile} profile, seed {SEED})")
+savefig(fig, "21_asvae_mnist_samples")
+plt.show()
 
 # %% [markdown]
 # ## MNIST-domain sample scores
 # Fréchet distance in the features of a small MNIST classifier and its Inception-style score (MNIST-specific,
-# not FID/IS; `lib.sample_quality`), on Bernoulli samples $x \sim p_\theta(x\mid z)$, with a disjoint set of test
+# not FID/IS; `lib.domain_classifier`), on Bernoulli samples $x \sim p_\theta(x\mid z)$, with a disjoint set of test
 # images as the reference (the distance's floor and the score's ceiling at this sample size).
 
 # %%
-clf = mnist_classifier(seed=0, device=device)
 n = cfg["n_score"]
-real, real_other = x_test[:n], x_test[n: 2 * n]
-reference = mnist_scores(real, real_other, classifier=clf, device=device)
-scores = {}
+domain = DomainScores(x_test, n, mnist_classifier(seed=0, device=device))  # reference x_test[:n]; held out x_test[n: 2n]
 g = torch.Generator(device=device).manual_seed(SEED)
-for name, model in models.items():
-    fake = bernoulli_prior_samples(model.decoder, model.z_dim, n, generator=g)
-    scores[name] = mnist_scores(real, fake, classifier=clf, device=device)
-print(f"{'held-out test':>14}: MNIST-FD {reference['mnist_fd']['value']:8.3f}  MNIST-IS {reference['mnist_is']['value']:.2f}")
+scores = {name: domain.score(bernoulli_prior_samples(model.decoder, model.z_dim, n, generator=g))
+          for name, model in models.items()}
+held = domain.heldout
+print(f"{'held-out test':>14}: MNIST-FD {held['mnist_fd']['value']:8.3f}  MNIST-IS {held['mnist_is']['value']:.2f}")
 for name, sc in scores.items():
     print(f"{LABEL[name]:>14}: MNIST-FD {sc['mnist_fd']['value']:8.3f}  MNIST-IS {sc['mnist_is']['value']:.2f}")
-    assert sc["mnist_fd"]["value"] > reference["mnist_fd"]["value"], name
+    assert sc["mnist_fd"]["value"] > held["mnist_fd"]["value"], name
 
 # %% [markdown]
 # ## The paper's ordering, as measured
@@ -234,8 +226,7 @@ for name, r in results.items():
         metrics[f"{name}_{m}"] = {**r[m], "split": "test"}
     for m in ("mnist_fd", "mnist_is"):
         metrics[f"{name}_{m}"] = {**scores[name][m], "split": "test (binarised, seed 0)"}
-for m in ("mnist_fd", "mnist_is"):
-    metrics[f"heldout_test_{m}"] = {**reference[m], "split": "test vs disjoint test images"}
+metrics.update(domain.heldout_metrics())
 finish_run(run_dir, "21_asvae_mnist", profile=profile, seed=SEED, device=device, metrics=metrics)
 for k, v in metrics.items():
     print(f"{k:>24}: {v['value']:9.2f}")

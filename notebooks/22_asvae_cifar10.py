@@ -24,7 +24,7 @@
 # $P(x_d = i\mid z) = F\big(\tfrac{i+1}{256}\big) - F\big(\tfrac{i}{256}\big)$ (edge bins open), and the negative ELBO
 # $-\mathbb E_{q(z|y)}[\log P(x\mid z) + \log p(z) - \log q(z\mid y)]$ is reported in bits/dim
 # (`lib.evaluate.evaluate_discretized_elbo`). Beside it: Inception score and FID of samples
-# (`lib.sample_quality.inception_metrics`, offline weights; IS needs torch-fidelity's weights, see the README) and the
+# (`lib.inception_metrics.inception_metrics`, offline weights; IS needs torch-fidelity's weights, see the README) and the
 # reconstruction RMSE on the 0-255 scale.
 #
 # **Data.** CIFAR-10 comes through `torchvision.datasets.CIFAR10` from `data/cifar-10-batches-py/`, which needs a
@@ -48,7 +48,8 @@ from lib.evaluate import dequantize, evaluate_discretized_elbo
 from lib import registry
 from lib.plotting import image_grid, savefig
 from lib.runs import finish_run, resolve_device, resolve_profile, seed_everything, start_run
-from lib.sample_quality import MetricUnavailable, inception_metrics, reconstruction_errors
+from lib.inception_metrics import MetricUnavailable, inception_metrics
+from lib.reconstruction_metrics import reconstruction_errors
 from lib.train import fit
 
 profile = resolve_profile(PROFILE)

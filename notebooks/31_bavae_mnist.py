@@ -69,10 +69,11 @@ from lib.data import BatchSampler, load_mnist
 from lib.evaluate import evaluate_elbo, mean_sem
 from lib import registry
 from lib.nets import Adversary, GaussianDecoder, ImplicitDecoder
-from lib.plotting import image_grid, learning_curves, savefig
+from lib.plotting import learning_curves, samples_and_reconstructions, savefig
 from lib.runs import finish_run, resolve_device, resolve_profile, seed_everything, start_run
-from lib.sample_quality import (MetricUnavailable, inception_metrics, mnist_classifier, mnist_scores,
-                                reconstruction_errors)
+from lib.domain_classifier import DomainScores, mnist_classifier
+from lib.inception_metrics import MetricUnavailable, inception_metrics
+from lib.reconstruction_metrics import reconstruction_errors
 from lib.train import fit
 from lib.vae import VAE
 
@@ -248,25 +249,20 @@ def reconstruct(name, model, x, generator=None):
     return decode(name, model, model.sample_posterior(x), generator)
 
 
-with torch.no_grad():
-    fig, axes = plt.subplots(2, len(models), figsize=(3.4 * len(models), 7), layout="constrained")
-    axes = axes.reshape(2, -1)
-    g = torch.Generator(device=device).manual_seed(SEED)
-    x_show = x_test[:32]
-    for j, (name, model) in enumerate(models.items()):
-        z = torch.randn(64, cfg["z_dim"], generator=g, device=device)
-        image_grid(decode(name, model, z, g), nrow=8, ax=axes[0, j], title=f"{LABEL[name]}: " + ("means" if name == "vae" else "samples"))
-        rec = reconstruct(name, model, x_show, g)
-        image_grid(torch.stack([x_show, rec], 1).flatten(0, 1), nrow=8, ax=axes[1, j], title=f"{LABEL[name]}: data | reconstruction")
-    fig.suptitle(f"MNIST ({profile} profile, seed {SEED}, {cfg['steps']} iterations each)")
-    if save:
-        savefig(fig, "31_bavae_mnist_samples")
-    plt.show()
+g = torch.Generator(device=device).manual_seed(SEED)
+fig = samples_and_reconstructions(
+    models, x_test[:32], labels=LABEL, sample_caption=lambda name: "means" if name == "vae" else "samples",
+    sample=lambda name, model: decode(name, model, torch.randn(64, cfg["z_dim"], generator=g, device=device), g),
+    reconstruct=lambda name, model, x: reconstruct(name, model, x, g), panel_size=(3.4, 7),
+    title=f"MNIST ({profile} profile, seed {SEED}, {cfg['steps']} iterations each)")
+if save:
+    savefig(fig, "31_bavae_mnist_samples")
+plt.show()
 
 # %% [markdown]
 # ## 4. Scores
 # * **MNIST-FD / MNIST-IS**: Fréchet distance and Inception-style score in the features of a small MNIST classifier
-#   (`lib.sample_quality`; MNIST-specific, not FID/IS), on `n_score` generated images against test images, with a disjoint set of
+#   (`lib.domain_classifier`; MNIST-specific, not FID/IS), on `n_score` generated images against test images, with a disjoint set of
 #   test images as the floor.
 # * **FID** (Inception pool3, torchmetrics) in the full profile only: on a CPU Inception runs at ~3 images/s.
 # * **Reconstruction MSE** per pixel, and the same MSE against a *different* test image: if the two are equal, the code carries no
@@ -277,17 +273,15 @@ with torch.no_grad():
 #   (for the VAE, its analytic KL).
 
 # %%
-clf = mnist_classifier(seed=0, device=device)
 n = cfg["n_score"]
-real, real_other = x_test[:n], x_test[n: 2 * n]
-reference = mnist_scores(real, real_other, classifier=clf, device=device)
+domain = DomainScores(x_test, n, mnist_classifier(seed=0, device=device))  # reference x_test[:n]; held out x_test[n: 2n]
 x_rec_in = x_test[2 * n: 3 * n] if 3 * n <= len(x_test) else x_test[-n:]
 scores, recs, fid = {}, {}, {}
 for name, model in models.items():
     g = torch.Generator(device=device).manual_seed(SEED)
     fake = torch.cat([decode(name, model, torch.randn(500, cfg["z_dim"], generator=g, device=device), g)
                       for _ in range(0, n, 500)])[:n]
-    scores[name] = mnist_scores(real, fake, classifier=clf, device=device)
+    scores[name] = domain.score(fake)
     rec = reconstruct(name, model, x_rec_in, g)
     recs[name] = {"rec": reconstruction_errors(x_rec_in, rec)["mse"],
                   "other": reconstruction_errors(x_rec_in.roll(1, 0), rec)["mse"]}
@@ -314,7 +308,8 @@ table = pd.DataFrame({LABEL[k]: {"MNIST-FD (lower better)": scores[k]["mnist_fd"
                                  "rec. MSE": recs[k]["rec"]["value"], "MSE vs another image": recs[k]["other"]["value"],
                                  "KL(q(z|x)||p(z)) estimate": kl[k],
                                  **({"FID": fid[k]["value"]} if k in fid else {})} for k in models}).T
-print(f"held-out test images: MNIST-FD {reference['mnist_fd']['value']:.2f}, MNIST-IS {reference['mnist_is']['value']:.2f}")
+print(f"held-out test images: MNIST-FD {domain.heldout['mnist_fd']['value']:.2f}, "
+      f"MNIST-IS {domain.heldout['mnist_is']['value']:.2f}")
 print(table.round(4).to_string())
 if vae_elbo:
     print(f"Gaussian VAE test ELBO (density on R^784, sigma = {cfg['decoder_std']}): {vae_elbo['value']:.1f} ± {vae_elbo['sem']:.1f} nats")
@@ -326,7 +321,7 @@ if vae_elbo:
 
 # %%
 for name in models:
-    assert scores[name]["mnist_fd"]["value"] > reference["mnist_fd"]["value"], name
+    assert scores[name]["mnist_fd"]["value"] > domain.heldout["mnist_fd"]["value"], name
 if "vae" in recs:
     assert recs["vae"]["rec"]["value"] < 0.5 * recs["vae"]["other"]["value"], recs["vae"]
 
@@ -379,8 +374,7 @@ for name in models:
 for name, t in targets.items():
     metrics[f"{name}_fd_over_vae"] = {"value": t["fd_ratio"], "implementation": "MNIST-FD ratio, BAVAE / Gaussian VAE"}
     metrics[f"{name}_mse_over_vae"] = {"value": t["mse_ratio"], "implementation": "reconstruction MSE ratio, BAVAE / Gaussian VAE"}
-for m in ("mnist_fd", "mnist_is"):
-    metrics[f"heldout_test_{m}"] = {**reference[m], "split": "test vs disjoint test images"}
+metrics.update(domain.heldout_metrics())
 finish_run(run_dir, "31_bavae_mnist", profile=profile, seed=SEED, device=device, metrics=metrics)
 for k, v in metrics.items():
     print(f"{k:>28}: {v['value']:9.4f}")

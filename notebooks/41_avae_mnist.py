@@ -66,7 +66,7 @@
 # (`41_avae_<dataset>`, parameter files `paper_reproductions/params/41_avae_*.yaml`).
 #
 # **Scores.** Our data are MNIST, not CelebA: sample quality is measured by MNIST-FD / MNIST-IS (Fréchet distance and
-# Inception-style score in the features of a small MNIST classifier, `lib.sample_quality`; *not* FID, and not comparable with
+# Inception-style score in the features of a small MNIST classifier, `lib.domain_classifier`; *not* FID, and not comparable with
 # the slides' FIDs), with held-out test images as the floor; Inception FID on 10k samples only in the full profile (GPU).
 # Fashion-MNIST is scored in the same way by the same CNN trained on its classes (F-MNIST-FD / IS); CIFAR-10 and CelebA by
 # Inception FID alone (1,000 samples in the quick profile, 10k in the full one).
@@ -93,10 +93,11 @@ import torch
 
 from lib.data import IMAGE_DATASETS, BatchSampler, DataError, load_image_dataset
 from lib.registry import build
-from lib.plotting import image_grid, learning_curves, savefig
+from lib.plotting import learning_curves, samples_and_reconstructions, savefig
 from lib.runs import finish_run, resolve_device, resolve_profile, seed_everything, skip_run, start_run
-from lib.sample_quality import (MetricUnavailable, inception_metrics, lpips_distance, mnist_classifier, mnist_scores,
-                                reconstruction_errors)
+from lib.domain_classifier import DomainScores, mnist_classifier
+from lib.inception_metrics import MetricUnavailable, inception_metrics
+from lib.reconstruction_metrics import lpips_distance, reconstruction_errors
 from lib.train import fit
 
 # this notebook's model labels (MODELS, metric keys) -> lib.registry names
@@ -166,25 +167,19 @@ for name in model_names:
 # reconstruction each (even columns); the GAN has no encoder.
 
 # %%
+def seeded_samples(name, model):
+    torch.manual_seed(SEED)  # every model's samples from the same seed
+    return model.sample(64)
+
+
 x_show = x_test[:32]
-with torch.no_grad():
-    fig, axes = plt.subplots(2, len(models), figsize=(3.2 * len(models), 6.6), layout="constrained")
-    axes = axes.reshape(2, -1)
-    for j, (name, model) in enumerate(models.items()):
-        torch.manual_seed(SEED)
-        image_grid(model.sample(64), nrow=8, ax=axes[0, j], title=f"{LABEL[name]}: samples")
-        try:
-            rec = model.reconstruct(x_show)
-            image_grid(torch.stack([x_show, rec], 1).flatten(0, 1), nrow=8, ax=axes[1, j],
-                       title=f"{LABEL[name]}: data | reconstruction")
-        except NotImplementedError:
-            axes[1, j].set_axis_off()
-            axes[1, j].text(0.5, 0.5, "no encoder:\nno reconstruction", ha="center", va="center", fontsize=12)
-    fig.suptitle(f"{DATA_NAME} ({profile} profile, seed {SEED}, {cfg['steps']} iterations each, width {cfg['width']}, "
-                 f"z_dim {cfg['z_dim']})")
-    if save:
-        savefig(fig, f"{EXPERIMENT}_samples")
-    plt.show()
+fig = samples_and_reconstructions(  # the GAN's reconstruct raises NotImplementedError: a blank panel
+    models, x_show, seeded_samples, lambda name, model, x: model.reconstruct(x), labels=LABEL,
+    title=f"{DATA_NAME} ({profile} profile, seed {SEED}, {cfg['steps']} iterations each, width {cfg['width']}, "
+          f"z_dim {cfg['z_dim']})")
+if save:
+    savefig(fig, f"{EXPERIMENT}_samples")
+plt.show()
 
 # %% [markdown]
 # ## 3. Scores
@@ -197,10 +192,9 @@ with torch.no_grad():
 #   (which have no domain CNN here) in both.
 
 # %%
-clf = mnist_classifier(seed=0, device=device, dataset=DATASET) if DOMAIN else None
 n = cfg["n_score"]
-real, real_other = x_test[:n], x_test[n: 2 * n]
-reference = mnist_scores(real, real_other, classifier=clf, device=device) if DOMAIN else None
+# reference x_test[:n]; held out x_test[n: 2n]
+domain = DomainScores(x_test, n, mnist_classifier(seed=0, device=device, dataset=DATASET)) if DOMAIN else None
 x_rec_in = x_test[2 * n: 3 * n] if 3 * n <= len(x_test) else x_test[-n:]
 x_lpips = x_rec_in[: cfg["n_lpips"]]
 
@@ -214,7 +208,7 @@ lpips_ok, avae_dec = True, None
 for name, model in models.items():
     torch.manual_seed(SEED)
     if DOMAIN:
-        scores[name] = mnist_scores(real, samples(model, n), classifier=clf, device=device)
+        scores[name] = domain.score(samples(model, n))
     try:
         rec = model.reconstruct(x_rec_in)
     except NotImplementedError:
@@ -259,7 +253,7 @@ for k in models:
     rows[LABEL[k]] = row
 held_out = {}
 if DOMAIN:
-    held_out = {f"{DOMAIN}-FD ↓": reference["mnist_fd"]["value"], f"{DOMAIN}-IS ↑": reference["mnist_is"]["value"]}
+    held_out = {f"{DOMAIN}-FD ↓": domain.heldout["mnist_fd"]["value"], f"{DOMAIN}-IS ↑": domain.heldout["mnist_is"]["value"]}
 if fid_ref:
     held_out["FID ↓"] = fid_ref["value"]
 rows["held-out test images"] = held_out
@@ -276,7 +270,7 @@ if avae_dec is not None:
 # %%
 for name in models:
     if DOMAIN:
-        assert scores[name]["mnist_fd"]["value"] > reference["mnist_fd"]["value"], name
+        assert scores[name]["mnist_fd"]["value"] > domain.heldout["mnist_fd"]["value"], name
     if name in fid and fid_ref:
         assert fid[name]["value"] > fid_ref["value"], name
 if "vae" in recs:
@@ -366,8 +360,8 @@ if avae_dec is not None:
                                    "implementation": "per-pixel MSE of AVAE's VAE-decoder reconstructions Dec(z), z ~ q(z|x)"}
 for key, v in targets.items():
     metrics[key] = {"value": v, "implementation": f"ratio {key.replace('_over_', ' / ')} ({SQ}, rec. MSE or FID)"}
-for m in ("mnist_fd", "mnist_is") if DOMAIN else ():
-    metrics[f"heldout_test_{m.replace('mnist', DKEY)}"] = {**reference[m], "split": "test vs disjoint test images"}
+if DOMAIN:
+    metrics.update(domain.heldout_metrics(DKEY))
 if fid_ref:
     metrics["heldout_test_fid"] = fid_ref
 finish_run(run_dir, EXPERIMENT, profile=profile, seed=SEED, device=device, metrics=metrics)

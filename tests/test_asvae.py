@@ -171,7 +171,7 @@ def test_cifar_pipeline_on_random_8bit_images():
     (3, 32, 32) uint8 tensors: CIFAR-10 itself cannot be downloaded here."""
     from lib.data import BatchSampler
     from lib.evaluate import dequantize, evaluate_discretized_elbo
-    from lib.sample_quality import reconstruction_errors
+    from lib.reconstruction_metrics import reconstruction_errors
 
     x = torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8)
     m = registry.build("asvae", x_shape=(3, 32, 32), z_dim=4, arch="conv32", hidden=(32,), adversary_hidden=(16,),

