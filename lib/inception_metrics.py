@@ -106,7 +106,10 @@ def kernel_distance(f_real: torch.Tensor, f_fake: torch.Tensor, subsets: int = 1
     """KID: unbiased MMD^2 with the kernel (x.y / D + 1)^3, averaged over ``subsets`` random subsets of
     min(subset_size, N, M) rows of each set (torchmetrics' KernelInceptionDistance, float64).
 
-    returns: (mean, std over subsets, subset size used); subsets drawn with torch's RNG seeded by ``seed``.
+    f_real: (N, D), f_fake: (M, D) features (e.g. Inception pool3, D = 2048).
+    returns: (mean, std over subsets, subset size used), MMD^2 in squared feature units (Binkowski et al. 2018); subsets
+    drawn with torch's RNG seeded by ``seed`` (the global RNG is restored afterwards).
+    raises ValueError for feature sets that are not 2-D, have different D, or fewer than 2 rows.
     """
     _check_features(f_real, f_fake)
     size = min(subset_size, len(f_real), len(f_fake))
@@ -119,7 +122,9 @@ def kernel_distance(f_real: torch.Tensor, f_fake: torch.Tensor, subsets: int = 1
 
 def inception_score(logits: torch.Tensor, splits: int = 10, seed: int = 0) -> tuple[float, float]:
     """exp(E_x KL(p(y|x) || p(y))) with p(y|x) = softmax(logits), logits (N, K), and p(y) the mean over each of
-    ``splits`` random chunks (torchmetrics' InceptionScore, float64). returns (mean, std over the chunks).
+    ``splits`` random chunks (torchmetrics' InceptionScore, float64; Salimans et al. 2016). logits: (N, K)
+    classifier logits (Inception: K = 1008). returns (mean, std over the chunks), in [1, K].
+    raises ValueError if logits is not 2-D or has fewer rows than ``splits``.
     """
     if logits.ndim != 2 or len(logits) < splits:
         raise ValueError(f"expected logits (N, K) with N >= splits = {splits}, got {tuple(logits.shape)}")
