@@ -40,6 +40,11 @@ PROFILE = "auto"
 SEED = 0
 DEVICE = "cpu"
 RUN_DIR = ""
+# quick profile's settings; the full profile's are in paper_reproductions/params/30_bavae_objective.full.yaml
+SETTINGS = {"fgan_steps": 1500, "fgan_batch": 512, "inf_steps": 2500, "inf_batch": 512, "lr": 3e-3,
+            "hidden": [64, 64], "n_eval": 20_000,
+            "mode_steps": 1500, "mode_batch": 256, "mode_critic_steps": 3, "mode_warmup": 300,
+            "mode_lr_critic": 3e-3, "mode_lr_gen": 7e-3}
 
 # %%
 import math
@@ -51,28 +56,14 @@ import pandas as pd
 import torch
 import torch.distributions as D
 
-from lib.runs import resolve_profile, resolve_device, seed_everything, start_run, finish_run
+from lib.notebook import open_notebook
 from lib.plotting import savefig
 from lib.bavae import kl_fgan_objective
 from lib.nets import mlp
 from lib.toys import gaussian_mixture_1d, random_discrete_joint
 
-profile = resolve_profile(PROFILE)
-device = resolve_device(DEVICE)
-seed_everything(SEED)
-if device.type == "cpu":
-    torch.set_num_threads(1)  # tiny nets: thread start-up costs more than it saves on a shared CPU
-
-SETTINGS = {
-    "quick": {"fgan_steps": 1500, "fgan_batch": 512, "inf_steps": 2500, "inf_batch": 512, "lr": 3e-3,
-              "hidden": [64, 64], "n_eval": 20_000,
-              "mode_steps": 1500, "mode_batch": 256, "mode_critic_steps": 3, "mode_warmup": 300,
-              "mode_lr_critic": 3e-3, "mode_lr_gen": 7e-3},
-    "full": {"fgan_steps": 5000, "fgan_batch": 1024, "inf_steps": 8000, "inf_batch": 1024, "lr": 3e-3,
-             "hidden": [64, 64], "n_eval": 200_000,
-             "mode_steps": 3000, "mode_batch": 512, "mode_critic_steps": 3, "mode_warmup": 300,
-             "mode_lr_critic": 3e-3, "mode_lr_gen": 7e-3},
-}[profile]
+nb = open_notebook(globals(), "30_bavae_objective", seed=True, cpu_threads=1)  # tiny nets: one CPU thread
+profile, device = nb.profile, nb.device
 FGAN = {"P": [0.0, 1.0], "Q": [0.5, 1.5]}                      # (mean, std) of P and Q in Section 2
 INF = {"a": 0.8, "c": 0.3, "s0": 0.5, "s1": 0.3}                # q(z|x) = N(a x + c, (s0 + s1 sigmoid(x))^2), x ~ N(0, 1)
 TOY = {"nx": 4, "nz": 5}
@@ -93,13 +84,10 @@ TOL = {
     "mode_mass": 0.03,       # |mass of Q within +-1 of a mode - the same for the exact optimum|
     "mode_critic_gap": 0.02,  # |final critic's V-hat - exact KL at the learned Q| beyond 4 SE (critic's optimisation gap)
 }
-run_dir = start_run("30_bavae_objective", profile=profile, seed=SEED, device=device,
-                    config={**SETTINGS, "fgan": FGAN, "inf": INF, "toy": TOY, "mode": MODE, "quad": QUAD, "tol": TOL,
-                            "adam_betas": {"critics": [0.9, 0.999], "mode_games": [0.5, 0.999]},
-                            "lr_schedule": "cosine to 1% of lr (critics of Sections 2-3, generators of Section 5)",
-                            "table_optimizer": "Newton with the autograd diagonal Hessian, float64"},
-                    run_dir=RUN_DIR or None)
-print(f"profile={profile}  device={device}  run_dir={run_dir}")
+run_dir = nb.start(config={**SETTINGS, "fgan": FGAN, "inf": INF, "toy": TOY, "mode": MODE, "quad": QUAD, "tol": TOL,
+                           "adam_betas": {"critics": [0.9, 0.999], "mode_games": [0.5, 0.999]},
+                           "lr_schedule": "cosine to 1% of lr (critics of Sections 2-3, generators of Section 5)",
+                           "table_optimizer": "Newton with the autograd diagonal Hessian, float64"})
 print(SETTINGS)
 t_start = time.perf_counter()
 f64 = torch.float64
@@ -1092,7 +1080,7 @@ metrics = {
     "runtime_s": {"value": runtime, "implementation": f"wall time of the notebook after start_run, {device}"},
 }
 metrics = {k: {**v, "value": float(v["value"]), **({"sem": float(v["sem"])} if "sem" in v else {})} for k, v in metrics.items()}
-finish_run(run_dir, "30_bavae_objective", profile=profile, seed=SEED, device=device, metrics=metrics)
+nb.finish(metrics)
 summary = pd.DataFrame([(k, v["value"], v["implementation"]) for k, v in metrics.items()],
                        columns=["metric", "value", "implementation"])
 print(summary.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
