@@ -10,10 +10,11 @@ hours = the notebook's iterations x its seeds / the measured iterations per seco
 images and in HMC transitions (the cost is (T - 1) x 10 + 1 decoder passes per chain).
 
 Not counted: ELBO, IWAE and sample-quality evaluation (a few percent of AIS at these settings), notebook 31's 1-d toy
-models, notebook 90's linear-Gaussian check, data loading and notebook start-up. The settings are read from the
-notebooks themselves (their ``SETTINGS`` and ``cfg`` literals and parameter defaults, see :func:`notebook_settings`) and
-the models and seeds from ``paper_reproductions/params/<experiment>.full.yaml``, so the prediction follows them; only
-each notebook's few-line model constructor is repeated here (:func:`rows`). What a full run really took is measured
+models, notebook 90's linear-Gaussian check, data loading and notebook start-up. The settings, models and seeds are
+read from ``paper_reproductions/params/<experiment>.full.yaml`` (its ``SETTINGS``, over the notebook's parameter
+defaults, see :func:`profile_settings`), the same file the runner passes to the notebook, so the prediction follows
+them; only each notebook's few-line model constructor is repeated here (:func:`rows`), and notebook 41's ``OPTIONS``
+(:func:`avae_options`). What a full run really took is measured
 by the runner and shown in RESULTS.md's compute table.
 
 usage: python -m benchmarks.table_cost [--device auto|cpu|cuda] [--threads N] [--seconds S] [--ais-images N]
@@ -25,7 +26,6 @@ Writes <out>/table_cost_<device>[_<N>t].json atomically and prints a table.
 from __future__ import annotations
 
 import argparse
-import ast
 import sys
 import time
 from pathlib import Path
@@ -38,7 +38,8 @@ import yaml
 from lib import registry
 from lib.ais import evaluate_ais
 from lib.data import fixed_binarization, load_mnist
-from lib.paths import NOTEBOOKS_DIR, REPRO_DIR
+from lib.notebook import profile_parameters
+from lib.paths import REPRO_DIR
 from lib.runs import env_info, write_json
 
 from benchmarks.throughput import Case, add_device_arguments, device_from_args, result_tag, sync, time_case
@@ -48,40 +49,26 @@ EXPERIMENTS = ("12_avb_mnist", "21_asvae_mnist", "31_bavae_mnist", "41_avae_mnis
 CHAINS, LEAPFROG = 5, 10  # every AIS and BDMC call of these notebooks
 
 
-def _eval_node(node: ast.AST, names: dict):
-    """Value of a constant expression of a notebook (literals, arithmetic, dict(...), and ``names``)."""
-    return eval(compile(ast.Expression(node), "<notebook>", "eval"), {"__builtins__": {}, "dict": dict}, dict(names))
+def avae_options(beta: float) -> dict:
+    """Notebook 41's per-model options (its ``OPTIONS``, recorded as ``options`` in each run's config.json) at KL
+    weight ``beta`` (its ``BETA`` parameter)."""
+    return {"vae": dict(beta=beta), "gan": {}, "vaegan": dict(gamma=1e-5), "bigan": {},
+            "avae": dict(beta=beta, lz_weight=1.0, lz_variant="slides")}
 
 
-def notebook_settings(notebook: str, profile: str = "full") -> dict:
-    """The constants a notebook runs with in ``profile``: its parameter defaults (upper-case assignments of literal
-    values), its ``SETTINGS[profile]`` dict, the literal keyword arguments of its ``cfg = dict(**SETTINGS, ...)`` and
-    its ``OPTIONS`` dict (evaluated with the parameters bound). raises ValueError if the notebook has no SETTINGS
-    dict for ``profile``."""
-    tree = ast.parse((NOTEBOOKS_DIR / f"{notebook}.py").read_text())
-    out: dict = {}
-    for node in tree.body:
-        if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
-            continue
-        name, value = node.targets[0].id, node.value
-        if name == "SETTINGS" and isinstance(value, ast.Subscript) and isinstance(value.value, ast.Dict):
-            for key, val in zip(value.value.keys, value.value.values):
-                if isinstance(key, ast.Constant) and key.value == profile:
-                    out.update(_eval_node(val, out))
-        elif name == "cfg" and isinstance(value, ast.Call):
-            for kw in value.keywords:
-                if kw.arg is not None:
-                    try:
-                        out.setdefault(kw.arg, _eval_node(kw.value, out))
-                    except Exception:  # names computed at run time (models, ...): not needed here
-                        pass
-        elif name == "OPTIONS" or (name.isupper() and name not in out):
-            try:
-                out[name] = _eval_node(value, out)
-            except Exception:
-                pass
-    if "steps" not in out and "vae_steps" not in out:
-        raise ValueError(f"notebooks/{notebook}.py has no SETTINGS[{profile!r}] dict literal")
+def profile_settings(experiment: str, profile: str = "full") -> dict:
+    """The settings ``experiment`` runs with in ``profile``, from its parameter file
+    ``paper_reproductions/params/<experiment>.<profile>.yaml`` over the notebook's parameter defaults
+    (:func:`lib.notebook.profile_parameters`): every parameter (``MODELS``, ``BETA``, ...), the keys of its ``SETTINGS``
+    mapping, and for notebook 41 its ``OPTIONS`` (:func:`avae_options`). raises FileNotFoundError for a missing
+    parameter file, lib.notebook.ParameterError for an unknown parameter or an incomplete SETTINGS, ValueError when
+    the notebook has no SETTINGS."""
+    params = profile_parameters(experiment, profile)
+    if not isinstance(params.get("SETTINGS"), dict):
+        raise ValueError(f"{experiment} has no SETTINGS parameter")
+    out = {**params, **params["SETTINGS"]}
+    if "BETA" in params:
+        out["OPTIONS"] = avae_options(params["BETA"])
     return out
 
 
@@ -93,7 +80,7 @@ def param_file(experiment: str, profile: str = "full") -> dict:
 def rows(experiment: str) -> list[dict]:
     """One dict per trained model of ``experiment`` at its full settings: name, build(), lr, batch, binarize, steps,
     seeds, and the AIS work [(images, steps, passes)] of one seed (passes 2 for BDMC: forward and reverse)."""
-    s = notebook_settings(experiment)
+    s = profile_settings(experiment)
     p = {**s, **param_file(experiment)}
     models = [m.strip() for m in str(p.get("MODELS", "")).split(",") if m.strip()]
     out = []

@@ -10,6 +10,7 @@ methods), ``registry`` (build any method by name: ``registry.build(name, x_shape
 torchrun), ``evaluate`` (ELBO, IWAE log p(x), bits/dim and the discretised 8-bit likelihood), ``ais`` (annealed
 importance sampling, BDMC), ``inception_metrics`` (FID / KID / IS offline), ``domain_classifier`` (the MNIST CNN and
 its sample scores), ``reconstruction_metrics`` (MSE / RMSE, LPIPS),
-``plotting`` (figures), ``runs`` (profiles, seeds, run folders, atomic files, skips).
+``plotting`` (figures), ``runs`` (profiles, seeds, run folders, atomic files, skips), ``notebook`` (each notebook's
+opening and closing, and where each profile's settings live).
 """
 __version__ = "0.1.0"

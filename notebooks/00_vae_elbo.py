@@ -34,6 +34,8 @@ PROFILE = "auto"
 SEED = 0
 DEVICE = "cpu"
 RUN_DIR = ""
+# quick profile's settings; the full profile's are in paper_reproductions/params/00_vae_elbo.full.yaml
+SETTINGS = {"n_mc": 200_000, "n_gauss": 4, "gauss_dim": 3, "nx": 4, "nz": 5}
 
 # %%
 import math
@@ -43,26 +45,16 @@ import pandas as pd
 import torch
 import torch.distributions as D
 
-from lib.runs import resolve_profile, resolve_device, seed_everything, start_run, finish_run
+from lib.notebook import open_notebook
 from lib.plotting import savefig
 from lib import registry
 from lib.toys import four_points, random_discrete_joint
 
-profile = resolve_profile(PROFILE)
-device = resolve_device(DEVICE)
-seed_everything(SEED)
-if device.type == "cpu":
-    torch.set_num_threads(1)  # tiny tensors: thread start-up costs more than it saves on a shared CPU
-
-SETTINGS = {
-    "quick": {"n_mc": 200_000, "n_gauss": 4, "gauss_dim": 3, "nx": 4, "nz": 5},
-    "full": {"n_mc": 1_000_000, "n_gauss": 4, "gauss_dim": 3, "nx": 4, "nz": 5},
-}[profile]
+nb = open_notebook(globals(), "00_vae_elbo", seed=True, cpu_threads=1)  # tiny tensors: one CPU thread
+profile, device = nb.profile, nb.device
 N_SE = 4.0        # Monte Carlo claims: |estimate - closed form| <= N_SE standard errors
 EXACT_TOL = 1e-10  # exact identities on finite sums in float64
-run_dir = start_run("00_vae_elbo", profile=profile, seed=SEED, device=device,
-                    config={**SETTINGS, "n_se": N_SE, "exact_tol": EXACT_TOL}, run_dir=RUN_DIR or None)
-print(f"profile={profile}  device={device}  run_dir={run_dir}")
+run_dir = nb.start(config={**SETTINGS, "n_se": N_SE, "exact_tol": EXACT_TOL})
 print(SETTINGS)
 
 # %% [markdown]
@@ -374,7 +366,7 @@ metrics = {
     "vae_elbo_terms_max_abs_err": {"value": max(err_c.values()),
                                    "implementation": "lib VAE.elbo_terms vs closed-form KL and Bernoulli rec, float64"},
 }
-finish_run(run_dir, "00_vae_elbo", profile=profile, seed=SEED, device=device, metrics=metrics)
+nb.finish(metrics)
 summary = pd.DataFrame([(k, v["value"], v["implementation"]) for k, v in metrics.items()],
                        columns=["metric", "value", "implementation"])
 print(summary.to_string(index=False, float_format=lambda v: f"{v:.4g}"))

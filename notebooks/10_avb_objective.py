@@ -32,6 +32,8 @@ PROFILE = "auto"
 SEED = 0
 DEVICE = "cpu"
 RUN_DIR = ""
+# quick profile's settings; the full profile's are in paper_reproductions/params/10_avb_objective.full.yaml
+SETTINGS = {"steps": 2000, "batch": 512, "lr": 3e-3, "hidden": [64, 64], "n_mc": 200_000}
 
 # %%
 import math
@@ -41,23 +43,15 @@ import pandas as pd
 import torch
 import torch.distributions as D
 
-from lib.runs import resolve_profile, resolve_device, seed_everything, start_run, finish_run
+from lib.notebook import open_notebook
 from lib.plotting import savefig
 from lib.avb import adversary_loss
 from lib import registry
 from lib.nets import Adversary
 from lib.train import make_optimizers, set_trainable
 
-profile = resolve_profile(PROFILE)
-device = resolve_device(DEVICE)
-seed_everything(SEED)
-if device.type == "cpu":
-    torch.set_num_threads(1)  # tiny nets: thread start-up costs more than it saves on a shared CPU
-
-SETTINGS = {
-    "quick": {"steps": 2000, "batch": 512, "lr": 3e-3, "hidden": [64, 64], "n_mc": 200_000},
-    "full": {"steps": 6000, "batch": 1024, "lr": 3e-3, "hidden": [64, 64], "n_mc": 1_000_000},
-}[profile]
+nb = open_notebook(globals(), "10_avb_objective", seed=True, cpu_threads=1)  # tiny nets: one CPU thread
+profile, device = nb.profile, nb.device
 TOY = {"m": [-1.2, -0.8, 0.5, 1.0], "s": [0.7, 1.25, 0.6, 0.9]}  # q(z|x=k) = N(m_k, s_k^2), z in R
 TOL = {
     "T_curv_mae": 0.10,    # curvature-weighted mean |T - T*| (nats)
@@ -67,10 +61,8 @@ TOL = {
     "ac_kl": 0.015,        # |E_q KL_est^AC - KL| per x (nats)
     "n_se": 4.0,           # Monte Carlo claims: within 4 standard errors
 }
-run_dir = start_run("10_avb_objective", profile=profile, seed=SEED, device=device,
-                    config={**SETTINGS, "toy": TOY, "tol": TOL, "adam_betas": [0.5, 0.999],
-                            "lr_schedule": "cosine to 1% of lr"}, run_dir=RUN_DIR or None)
-print(f"profile={profile}  device={device}  run_dir={run_dir}")
+run_dir = nb.start(config={**SETTINGS, "toy": TOY, "tol": TOL, "adam_betas": [0.5, 0.999],
+                           "lr_schedule": "cosine to 1% of lr"})
 print(SETTINGS)
 
 # %% [markdown]
@@ -525,7 +517,7 @@ for k in range(n_x):
                                   "implementation": "lib AVB.kl_estimate (AC), MC mean over q"}
     metrics[f"kl_closed_x{k}"] = {"value": kl_closed[k].item(), "implementation": "0.5(s^2+m^2-1) - log s"}
 metrics = {k: {**v, "value": float(v["value"])} for k, v in metrics.items()}
-finish_run(run_dir, "10_avb_objective", profile=profile, seed=SEED, device=device, metrics=metrics)
+nb.finish(metrics)
 summary = pd.DataFrame([(k, v["value"], v["implementation"]) for k, v in metrics.items()],
                        columns=["metric", "value", "implementation"])
 print(summary.to_string(index=False, float_format=lambda v: f"{v:.4g}"))

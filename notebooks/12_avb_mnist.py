@@ -51,6 +51,13 @@ DEVICE = "auto"
 RUN_DIR = ""
 STEPS = 0
 MODELS = "vae-8,vae-32,avb-8,avb_ac-8,avb_ac-32"
+# The quick profile: 784-512-512 MLPs, larger learning rates, ~4 epochs; a minute or two per model on a laptop CPU.
+# The full profile's settings (AVB's official MNIST scripts) are in paper_reproductions/params/12_avb_mnist.full.yaml.
+SETTINGS = {"arch": "mlp", "hidden": (512, 512), "adversary_hidden": (512, 512), "adversary_kind": "concat",
+            "adversary_steps": 1, "noise_dim": 32,
+            "steps": 2_000, "batch_size": 100, "lr_vae": 1e-3, "lr_primal": 3e-4, "lr_adversary": 6e-4,
+            "n_test_elbo": 2_000, "n_test_iwae": 500, "k_iwae": 200, "n_test_ais": 200, "ais_steps": 50, "ais_chains": 5,
+            "n_score": 2_000}
 
 # %%
 import matplotlib.pyplot as plt
@@ -61,32 +68,19 @@ from lib.ais import evaluate_ais
 from lib.evaluate import evaluate_elbo, evaluate_log_px, mean_sem
 from lib import registry
 from lib.plotting import learning_curves, samples_and_reconstructions, savefig
+from lib.notebook import open_notebook
+from lib.runs import seed_everything
 from lib.domain_classifier import DomainScores, bernoulli_prior_samples, mnist_classifier
-from lib.runs import finish_run, resolve_device, resolve_profile, seed_everything, start_run
 from lib.train import fit
 
-profile = resolve_profile(PROFILE)
-device = resolve_device(DEVICE)
-SETTINGS = {
-    # quick: 784-512-512 MLPs, larger learning rates, ~4 epochs; a minute or two per model on a laptop CPU
-    "quick": dict(arch="mlp", hidden=(512, 512), adversary_hidden=(512, 512), adversary_kind="concat",
-                  steps=2_000, batch_size=100, lr_vae=1e-3, lr_primal=3e-4, lr_adversary=6e-4,
-                  n_test_elbo=2_000, n_test_iwae=500, k_iwae=200, n_test_ais=200, ais_steps=50, ais_chains=5,
-                  n_score=2_000),
-    # full: AVB's official MNIST scripts (conv encoder with noise at every layer, conv decoder,
-    # inner-product adversary with FC-1024 branches, batch 128, Adam beta1 0.5, lr 5e-5 / 1e-4, 2.5M steps)
-    "full": dict(arch="conv", hidden=(512, 512), adversary_hidden=(1024, 1024, 1024), adversary_kind="inner",
-                 steps=2_500_000, batch_size=128, lr_vae=5e-5, lr_primal=5e-5, lr_adversary=1e-4,
-                 n_test_elbo=10_000, n_test_iwae=2_048, k_iwae=5_000, n_test_ais=2_048, ais_steps=1_000, ais_chains=5,
-                 n_score=5_000),
-}[profile]
+nb = open_notebook(globals(), "12_avb_mnist")
+profile, device = nb.profile, nb.device
 if STEPS:
     SETTINGS["steps"] = int(STEPS)
 model_names = [m.strip() for m in MODELS.split(",") if m.strip()]
-cfg = dict(**SETTINGS, models=model_names, betas=(0.5, 0.999), adversary_steps=1, noise_dim=32, binarization="dynamic",
+cfg = dict(**SETTINGS, models=model_names, betas=(0.5, 0.999), binarization="dynamic",
            split="50k/10k/10k, test set binarised once with seed 0")
-run_dir = start_run("12_avb_mnist", profile=profile, seed=SEED, device=device, config=cfg, run_dir=RUN_DIR or None)
-print(f"profile={profile} device={device} run_dir={run_dir}")
+run_dir = nb.start(config=cfg)
 
 # %%
 mnist = load_mnist()
@@ -211,6 +205,6 @@ for name, r in results.items():
         metrics[f"{key}_{m}"] = {**scores[name][m], "split": "test (binarised, seed 0)"}
     metrics[f"{key}_untrained_log_px"] = {"value": r["untrained_log_px"], "n": 200, "implementation": r["log_px"]["implementation"]}
 metrics.update(domain.heldout_metrics())
-finish_run(run_dir, "12_avb_mnist", profile=profile, seed=SEED, device=device, metrics=metrics)
+nb.finish(metrics)
 for k, v in metrics.items():
     print(f"{k:>28}: {v['value']:9.2f}")

@@ -41,6 +41,8 @@ PROFILE = "auto"
 SEED = 0
 DEVICE = "cpu"
 RUN_DIR = ""
+# quick profile's settings; the full profile's are in paper_reproductions/params/20_asvae_objective.full.yaml
+SETTINGS = {"steps": 5000, "batch": 512, "lr": 3e-3, "hidden": [64, 64], "n_eval": 20_000, "n_moments": 200_000}
 
 # %%
 import math
@@ -51,22 +53,14 @@ import pandas as pd
 import torch
 import torch.distributions as D
 
-from lib.runs import resolve_profile, resolve_device, seed_everything, start_run, finish_run
+from lib.notebook import open_notebook
 from lib.plotting import savefig
 from lib.losses import discriminator_loss
 from lib.nets import mlp
 from lib.toys import random_discrete_joint
 
-profile = resolve_profile(PROFILE)
-device = resolve_device(DEVICE)
-seed_everything(SEED)
-if device.type == "cpu":
-    torch.set_num_threads(1)  # tiny nets: thread start-up costs more than it saves on a shared CPU
-
-SETTINGS = {
-    "quick": {"steps": 5000, "batch": 512, "lr": 3e-3, "hidden": [64, 64], "n_eval": 20_000, "n_moments": 200_000},
-    "full": {"steps": 20000, "batch": 1024, "lr": 3e-3, "hidden": [64, 64], "n_eval": 100_000, "n_moments": 1_000_000},
-}[profile]
+nb = open_notebook(globals(), "20_asvae_objective", seed=True, cpu_threads=1)  # tiny nets: one CPU thread
+profile, device = nb.profile, nb.device
 TOY = {"nx": 4, "nz": 5}
 # linear-Gaussian model: z in R, x in R^2
 LG = {"m_x": [0.5, -0.3], "S_x": [[1.0, 0.6], [0.6, 0.8]],   # q(x) = N(m_x, S_x)
@@ -79,11 +73,8 @@ TOL = {
     "lg_corr": 0.98,         # Pearson correlation of f_MLP with f*
     "lg_moment": 0.02,       # sampler moments vs the closed-form joints (max abs over mean and covariance entries)
 }
-run_dir = start_run("20_asvae_objective", profile=profile, seed=SEED, device=device,
-                    config={**SETTINGS, "toy": TOY, "lg": LG, "tol": TOL, "adam_betas": [0.9, 0.999],
-                            "lr_schedule": "cosine to 1% of lr", "toy_optimizer": "LBFGS strong Wolfe, float64"},
-                    run_dir=RUN_DIR or None)
-print(f"profile={profile}  device={device}  run_dir={run_dir}")
+run_dir = nb.start(config={**SETTINGS, "toy": TOY, "lg": LG, "tol": TOL, "adam_betas": [0.9, 0.999],
+                           "lr_schedule": "cosine to 1% of lr", "toy_optimizer": "LBFGS strong Wolfe, float64"})
 print(SETTINGS)
 t_start = time.perf_counter()
 
@@ -714,7 +705,7 @@ for k, name in (("psi1", "f1"), ("psi2", "f2")):
         "implementation": f"control: closed form of the {ctrl_name} optimum vs f*"}
 metrics["runtime_s"] = {"value": runtime, "implementation": f"wall time of the notebook after start_run, {device}"}
 metrics = {k: {**v, "value": float(v["value"])} for k, v in metrics.items()}
-finish_run(run_dir, "20_asvae_objective", profile=profile, seed=SEED, device=device, metrics=metrics)
+nb.finish(metrics)
 summary = pd.DataFrame([(k, v["value"], v["implementation"]) for k, v in metrics.items()],
                        columns=["metric", "value", "implementation"])
 print(summary.to_string(index=False, float_format=lambda v: f"{v:.4g}"))

@@ -51,6 +51,12 @@ DEVICE = "auto"
 RUN_DIR = ""
 STEPS = 0
 MODELS = "asvae,asvae_r,asvae_g"
+# The quick profile: 784-256-256 MLPs, 8 planar layers, 2k iterations per model: about a minute or two each on one CPU
+# thread. The full profile's settings (the paper's flow length) are in paper_reproductions/params/21_asvae_mnist.full.yaml.
+SETTINGS = {"arch": "mlp", "hidden": (256, 256), "adversary_hidden": (256, 256), "discriminator_steps": 1, "n_flows": 8,
+            "z_dim": 32, "steps": 2_000, "batch_size": 100, "lr_primal": 3e-4, "lr_discriminators": 6e-4,
+            "n_test_elbo": 2_000, "n_test_iwae": 500, "k_iwae": 200, "n_test_ais": 100, "ais_steps": 50, "ais_chains": 5,
+            "n_score": 2_000}
 
 # %%
 import matplotlib.pyplot as plt
@@ -61,32 +67,19 @@ from lib.data import BatchSampler, fixed_binarization, load_mnist
 from lib.evaluate import evaluate_elbo, evaluate_log_px, mean_sem
 from lib import registry
 from lib.plotting import learning_curves, samples_and_reconstructions, savefig
-from lib.runs import finish_run, resolve_device, resolve_profile, seed_everything, start_run
+from lib.notebook import open_notebook
+from lib.runs import seed_everything
 from lib.domain_classifier import DomainScores, bernoulli_prior_samples, mnist_classifier
 from lib.train import fit
 
-profile = resolve_profile(PROFILE)
-device = resolve_device(DEVICE)
-SETTINGS = {
-    # quick: 784-256-256 MLPs, 8 planar layers, 2k iterations per model: about a minute or two each on one CPU thread
-    "quick": dict(arch="mlp", hidden=(256, 256), adversary_hidden=(256, 256), n_flows=8, z_dim=32,
-                  steps=2_000, batch_size=100, lr_primal=3e-4, lr_discriminators=6e-4,
-                  n_test_elbo=2_000, n_test_iwae=500, k_iwae=200, n_test_ais=100, ais_steps=50, ais_chains=5,
-                  n_score=2_000),
-    # full: the paper's flow length (80) and Adam lr 1e-4 for every player, 784-512-512 MLPs (the paper's Appendix B
-    # architecture is not in our sources), 300k iterations; on a GPU
-    "full": dict(arch="mlp", hidden=(512, 512), adversary_hidden=(1024, 1024), n_flows=80, z_dim=32,
-                 steps=300_000, batch_size=100, lr_primal=1e-4, lr_discriminators=1e-4,
-                 n_test_elbo=10_000, n_test_iwae=2_048, k_iwae=1_000, n_test_ais=2_048, ais_steps=1_000, ais_chains=5,
-                 n_score=5_000),
-}[profile]
+nb = open_notebook(globals(), "21_asvae_mnist")
+profile, device = nb.profile, nb.device
 if STEPS:
     SETTINGS["steps"] = int(STEPS)
 model_names = [m.strip() for m in MODELS.split(",") if m.strip()]
-cfg = dict(**SETTINGS, models=model_names, betas=(0.5, 0.999), discriminator_steps=1, binarization="dynamic",
+cfg = dict(**SETTINGS, models=model_names, betas=(0.5, 0.999), binarization="dynamic",
            split="50k/10k/10k, test set binarised once with seed 0")
-run_dir = start_run("21_asvae_mnist", profile=profile, seed=SEED, device=device, config=cfg, run_dir=RUN_DIR or None)
-print(f"profile={profile} device={device} run_dir={run_dir}")
+run_dir = nb.start(config=cfg)
 
 mnist = load_mnist()
 train_x = mnist["train"].images.to(device)
@@ -227,6 +220,6 @@ for name, r in results.items():
     for m in ("mnist_fd", "mnist_is"):
         metrics[f"{name}_{m}"] = {**scores[name][m], "split": "test (binarised, seed 0)"}
 metrics.update(domain.heldout_metrics())
-finish_run(run_dir, "21_asvae_mnist", profile=profile, seed=SEED, device=device, metrics=metrics)
+nb.finish(metrics)
 for k, v in metrics.items():
     print(f"{k:>24}: {v['value']:9.2f}")

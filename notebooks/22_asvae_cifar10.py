@@ -38,6 +38,10 @@ DEVICE = "auto"
 RUN_DIR = ""
 STEPS = 0
 MODELS = "asvae,asvae_r,asvae_g"
+# The quick profile: a short CPU run (only meaningful as a smoke test of the pipeline on real data). The full profile's
+# settings (Adam lr 1e-4 as the paper, 200k iterations) are in paper_reproductions/params/22_asvae_cifar10.full.yaml.
+SETTINGS = {"arch": "conv32", "hidden": (512,), "adversary_hidden": (512, 512), "z_dim": 64, "steps": 1_000,
+            "batch_size": 64, "lr_primal": 1e-4, "lr_discriminators": 1e-4, "n_test": 1_000, "n_fid": 500}
 
 # %%
 import matplotlib.pyplot as plt
@@ -47,35 +51,27 @@ from lib.data import BatchSampler, DataError, load_cifar10
 from lib.evaluate import dequantize, evaluate_discretized_elbo
 from lib import registry
 from lib.plotting import image_grid, savefig
-from lib.runs import finish_run, resolve_device, resolve_profile, seed_everything, start_run
+from lib.notebook import open_notebook
+from lib.runs import seed_everything
 from lib.inception_metrics import MetricUnavailable, inception_metrics
 from lib.reconstruction_metrics import reconstruction_errors
 from lib.train import fit
 
-profile = resolve_profile(PROFILE)
-device = resolve_device(DEVICE)
-SETTINGS = {
-    # quick: a short CPU run (only meaningful as a smoke test of the pipeline on real data)
-    "quick": dict(arch="conv32", hidden=(512,), adversary_hidden=(512, 512), z_dim=64, steps=1_000, batch_size=64,
-                  lr_primal=1e-4, lr_discriminators=1e-4, n_test=1_000, n_fid=500),
-    # full: Adam lr 1e-4 (the paper), 200k iterations per variant, the whole test set, 10k samples for IS / FID
-    "full": dict(arch="conv32", hidden=(512,), adversary_hidden=(1024, 1024), z_dim=128, steps=200_000, batch_size=64,
-                 lr_primal=1e-4, lr_discriminators=1e-4, n_test=10_000, n_fid=10_000),
-}[profile]
+nb = open_notebook(globals(), "22_asvae_cifar10")
+profile, device = nb.profile, nb.device
 if STEPS:
     SETTINGS["steps"] = int(STEPS)
 model_names = [m.strip() for m in MODELS.split(",") if m.strip()]
 cfg = dict(**SETTINGS, models=model_names, betas=(0.5, 0.999), likelihood="gaussian", n_flows=0,
            dequantization="uniform, (x + u) / 256", split="CIFAR-10 50k train / 10k test")
-run_dir = start_run("22_asvae_cifar10", profile=profile, seed=SEED, device=device, config=cfg, run_dir=RUN_DIR or None)
+run_dir = nb.start(config=cfg)
 
 try:
     cifar = load_cifar10()
 except DataError as e:
     cifar = None
     print(f"SKIPPED: {e}")
-    finish_run(run_dir, "22_asvae_cifar10", profile=profile, seed=SEED, device=device, metrics={},
-               skipped="CIFAR-10 is not in data/cifar-10-batches-py (no network here to download it)")
+    nb.finish({}, skipped="CIFAR-10 is not in data/cifar-10-batches-py (no network here to download it)")
 
 # %% [markdown]
 # ## Training and evaluation (only where CIFAR-10 is present)
@@ -127,4 +123,4 @@ if cifar is not None:
         for key in ("fid", "is"):
             if r.get(key, {}).get("value") is not None:
                 metrics[f"{name}_{key}"] = r[key]
-    finish_run(run_dir, "22_asvae_cifar10", profile=profile, seed=SEED, device=device, metrics=metrics)
+    nb.finish(metrics)

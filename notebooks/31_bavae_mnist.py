@@ -53,6 +53,12 @@ DEVICE = "auto"
 RUN_DIR = ""
 STEPS = 0
 MODELS = "vae,bavae,bavae_h"
+# The quick profile: 784-256-256 MLPs, 4k iterations per model on one CPU thread (VAE ~0.5 min, each BAVAE ~2 min); toy
+# 3k iterations. The full profile's settings (AVB's convolutional encoder / decoder, 100k iterations, FID on 10k
+# samples) are in paper_reproductions/params/31_bavae_mnist.full.yaml.
+SETTINGS = {"arch": "mlp", "hidden": (256, 256), "adversary_hidden": (256, 256), "z_dim": 8, "steps": 4_000,
+            "batch_size": 100, "lr_primal": 3e-4, "lr_discriminators": 6e-4, "noise_dim": 16, "decoder_noise_dim": 16,
+            "decoder_std": 0.1, "t_max": 10.0, "n_score": 2_000, "n_fid": 0, "toy_steps": 3_000, "toy_batch": 256}
 
 # %%
 import math
@@ -70,30 +76,22 @@ from lib.evaluate import evaluate_elbo, mean_sem
 from lib import registry
 from lib.nets import Adversary, GaussianDecoder, ImplicitDecoder
 from lib.plotting import learning_curves, samples_and_reconstructions, savefig
-from lib.runs import finish_run, resolve_device, resolve_profile, seed_everything, start_run
+from lib.notebook import open_notebook
+from lib.runs import seed_everything
 from lib.domain_classifier import DomainScores, mnist_classifier
 from lib.inception_metrics import MetricUnavailable, inception_metrics
 from lib.reconstruction_metrics import reconstruction_errors
 from lib.train import fit
 from lib.vae import VAE
 
-profile = resolve_profile(PROFILE)
-device = resolve_device(DEVICE)
-SETTINGS = {
-    # quick: 784-256-256 MLPs, 4k iterations per model on one CPU thread (VAE ~0.5 min, each BAVAE ~2 min); toy 3k iterations
-    "quick": dict(arch="mlp", hidden=(256, 256), adversary_hidden=(256, 256), z_dim=8, steps=4_000, batch_size=100,
-                  n_score=2_000, n_fid=0, toy_steps=3_000, toy_batch=256),
-    # full: AVB's convolutional encoder / decoder (decoder noise at the input), 100k iterations, FID on 10k samples; on a GPU
-    "full": dict(arch="conv", hidden=(256, 256), adversary_hidden=(1024, 1024), z_dim=8, steps=100_000, batch_size=100,
-                 n_score=5_000, n_fid=10_000, toy_steps=10_000, toy_batch=256),
-}[profile]
+nb = open_notebook(globals(), "31_bavae_mnist")
+profile, device = nb.profile, nb.device
 if STEPS:
     SETTINGS["steps"] = int(STEPS)
 model_names = [m.strip() for m in MODELS.split(",") if m.strip()]
-cfg = dict(**SETTINGS, models=model_names, lr_primal=3e-4, lr_discriminators=6e-4, betas=(0.5, 0.999), noise_dim=16,
-           decoder_noise_dim=16, decoder_std=0.1, t_max=10.0, data="MNIST grey levels in [0, 1], 50k/10k/10k, no binarisation")
-run_dir = start_run("31_bavae_mnist", profile=profile, seed=SEED, device=device, config=cfg, run_dir=RUN_DIR or None)
-print(f"profile={profile} device={device} seed={SEED} run_dir={run_dir}")
+cfg = dict(**SETTINGS, models=model_names, betas=(0.5, 0.999),
+           data="MNIST grey levels in [0, 1], 50k/10k/10k, no binarisation")
+run_dir = nb.start(config=cfg)
 LABEL = {"vae": "Gaussian VAE", "bavae": "BAVAE", "bavae_h": "BAVAE-H"}
 save = SEED == 0  # figures come from seed 0; other seeds only add their numbers
 
@@ -375,6 +373,6 @@ for name, t in targets.items():
     metrics[f"{name}_fd_over_vae"] = {"value": t["fd_ratio"], "implementation": "MNIST-FD ratio, BAVAE / Gaussian VAE"}
     metrics[f"{name}_mse_over_vae"] = {"value": t["mse_ratio"], "implementation": "reconstruction MSE ratio, BAVAE / Gaussian VAE"}
 metrics.update(domain.heldout_metrics())
-finish_run(run_dir, "31_bavae_mnist", profile=profile, seed=SEED, device=device, metrics=metrics)
+nb.finish(metrics)
 for k, v in metrics.items():
     print(f"{k:>28}: {v['value']:9.4f}")

@@ -46,6 +46,12 @@ PROFILE = "auto"
 SEED = 0
 DEVICE = "cpu"
 RUN_DIR = ""
+# quick profile's settings; the full profile's are in paper_reproductions/params/40_avae_objective.full.yaml (the GAN and
+# the MSE decoder are trained identically in both profiles, settings checked for seeds 0, 1, 2; the full profile only
+# evaluates on more samples)
+SETTINGS = {"gan_steps": 3000, "gan_batch": 256, "gan_lr": 5e-4, "gan_hidden": [64, 64], "xi_dim": 1,
+            "critic_steps": 1, "mse_steps": 1500, "mse_batch": 256, "mse_lr": 3e-3,
+            "n_eval": 20_000, "n_mc": 200_000}
 
 # %%
 import math
@@ -57,7 +63,7 @@ import pandas as pd
 import torch
 import torch.distributions as D
 
-from lib.runs import resolve_profile, resolve_device, seed_everything, start_run, finish_run
+from lib.notebook import open_notebook
 from lib.plotting import savefig
 from lib.avae import generator_loss, latent_reconstruction_loss
 from lib.losses import discriminator_loss, vae_loss
@@ -66,22 +72,8 @@ from lib.nets import mlp
 from lib.toys import random_discrete_joint
 from lib.train import fit
 
-profile = resolve_profile(PROFILE)
-device = resolve_device(DEVICE)
-seed_everything(SEED)
-if device.type == "cpu":
-    torch.set_num_threads(1)  # tiny nets: thread start-up costs more than it saves on a shared CPU
-
-SETTINGS = {
-    # the GAN and the MSE decoder are trained identically in both profiles (settings checked for seeds 0, 1, 2);
-    # the full profile only evaluates on more samples
-    "quick": {"gan_steps": 3000, "gan_batch": 256, "gan_lr": 5e-4, "gan_hidden": [64, 64], "xi_dim": 1,
-              "critic_steps": 1, "mse_steps": 1500, "mse_batch": 256, "mse_lr": 3e-3,
-              "n_eval": 20_000, "n_mc": 200_000},
-    "full": {"gan_steps": 3000, "gan_batch": 256, "gan_lr": 5e-4, "gan_hidden": [64, 64], "xi_dim": 1,
-             "critic_steps": 1, "mse_steps": 1500, "mse_batch": 256, "mse_lr": 3e-3,
-             "n_eval": 200_000, "n_mc": 2_000_000},
-}[profile]
+nb = open_notebook(globals(), "40_avae_objective", seed=True, cpu_threads=1)  # tiny nets: one CPU thread
+profile, device = nb.profile, nb.device
 BIMODAL = {"sigma_e": 0.5, "mode": 1.0, "mode_noise": 0.1, "window": 0.3, "gap": 0.5}
 LINEAR = {"D": 5, "Z": 3, "col_norms": [2.0, 1.0, 0.5], "tau": 0.5}   # x = W z + tau * noise, W with orthogonal columns
 TOY = {"nx": 4, "nz": 5}
@@ -96,14 +88,11 @@ TOL = {
     "gan_gap": 0.10,         # generator mass with |x2| < 0.5 (data: ~1e-6; midpoint decoder: ~1)
     "gan_x1_rms": 0.08,      # rms(G(z, xi)_1 - z): L_Z's optimum is x1_hat = z; the MSE optimum is off by (1 - c) rms
 }
-run_dir = start_run("40_avae_objective", profile=profile, seed=SEED, device=device,
-                    config={**SETTINGS, "bimodal": BIMODAL, "linear": LINEAR, "toy": TOY, "tol": TOL,
-                            "adam_betas": {"gan": [0.5, 0.999], "mse_decoder": [0.9, 0.999]},
-                            "L_Z_variant": "slides (default); 'code' shown in Sec. 2 only",
-                            "gan_generator_loss": "softplus(-C(G)) + L_Z (lib.avae.generator_loss, weight 1)",
-                            "gan_discriminator_loss": "logistic, softplus form (lib.asvae.discriminator_loss)"},
-                    run_dir=RUN_DIR or None)
-print(f"profile={profile}  device={device}  run_dir={run_dir}")
+run_dir = nb.start(config={**SETTINGS, "bimodal": BIMODAL, "linear": LINEAR, "toy": TOY, "tol": TOL,
+                           "adam_betas": {"gan": [0.5, 0.999], "mse_decoder": [0.9, 0.999]},
+                           "L_Z_variant": "slides (default); 'code' shown in Sec. 2 only",
+                           "gan_generator_loss": "softplus(-C(G)) + L_Z (lib.avae.generator_loss, weight 1)",
+                           "gan_discriminator_loss": "logistic, softplus form (lib.asvae.discriminator_loss)"})
 print(SETTINGS)
 t_start = time.perf_counter()
 f64 = torch.float64
@@ -605,7 +594,7 @@ metrics = {
     "runtime_s": {"value": runtime, "implementation": f"wall time of the notebook after start_run, {device}"},
 }
 metrics = {k: {**v, "value": float(v["value"])} for k, v in metrics.items()}
-finish_run(run_dir, "40_avae_objective", profile=profile, seed=SEED, device=device, metrics=metrics)
+nb.finish(metrics)
 summary = pd.DataFrame([(k, v["value"], v["implementation"]) for k, v in metrics.items()],
                        columns=["metric", "value", "implementation"])
 print(summary.to_string(index=False, float_format=lambda v: f"{v:.4g}"))

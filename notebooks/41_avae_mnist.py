@@ -84,7 +84,14 @@ RUN_DIR = ""
 STEPS = 0
 MODELS = "vae,gan,vaegan,bigan,avae"
 DATASET = "mnist"  # or "fashion_mnist", "cifar10", "celeba64" (see above)
-BETA = 1 / 16  # KL weight of the VAE and of AVAE's VAE part: 784 / 12288, MNIST's pixel count over CelebA 64's (see above)
+BETA = 0.0625  # KL weight of the VAE and of AVAE's VAE part: 784 / 12288, MNIST's pixel count over CelebA 64's (see above)
+# The quick profile: width 16, latent 32, 1,000 iterations per model on one CPU thread (~3-4 min for the five models). A
+# latent of 100 at this budget left the GAN collapsed onto one image in our calibration runs, hence 32 here. No Inception
+# FID on MNIST (n_fid 0: the domain CNN's scores instead); the CIFAR-10 and CelebA parameter files set n_fid 1,000. The full
+# profile's settings (the paper's: latent 100, batch 64, 50k iterations, DCGAN width 64, FID on 10k samples; on a GPU) are
+# in paper_reproductions/params/41_avae_<dataset>.full.yaml.
+SETTINGS = {"width": 16, "z_dim": 32, "noise_dim": 16, "steps": 1_000, "batch_size": 64, "lr": 2e-4, "n_score": 2_000,
+            "n_lpips": 1_000, "n_fid": 0, "max_images": 10_000}
 
 # %%
 import matplotlib.pyplot as plt
@@ -94,7 +101,8 @@ import torch
 from lib.data import IMAGE_DATASETS, BatchSampler, DataError, load_image_dataset
 from lib.registry import build
 from lib.plotting import learning_curves, samples_and_reconstructions, savefig
-from lib.runs import finish_run, resolve_device, resolve_profile, seed_everything, skip_run, start_run
+from lib.notebook import open_notebook
+from lib.runs import seed_everything
 from lib.domain_classifier import DomainScores, mnist_classifier
 from lib.inception_metrics import MetricUnavailable, inception_metrics
 from lib.reconstruction_metrics import lpips_distance, reconstruction_errors
@@ -103,35 +111,25 @@ from lib.train import fit
 # this notebook's model labels (MODELS, metric keys) -> lib.registry names
 REGISTRY_NAME = {"vae": "dcgan_vae", "gan": "dcgan", "vaegan": "vaegan", "bigan": "bigan", "avae": "avae"}
 
-profile = resolve_profile(PROFILE)
-device = resolve_device(DEVICE)
 if DATASET not in IMAGE_DATASETS:
     raise ValueError(f"unknown DATASET {DATASET!r}: use one of {sorted(IMAGE_DATASETS)}")
 EXPERIMENT = f"41_avae_{DATASET}"
+nb = open_notebook(globals(), EXPERIMENT, notebook="41_avae_mnist")
+profile, device = nb.profile, nb.device
 DATA_NAME = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10", "celeba64": "CelebA 64x64"}[DATASET]
 DOMAIN = {"mnist": "MNIST", "fashion_mnist": "F-MNIST"}.get(DATASET)  # domain-CNN scores; None: Inception FID only
 DKEY = {"mnist": "mnist", "fashion_mnist": "fmnist"}.get(DATASET)  # their metric keys, e.g. avae_mnist_fd
 x_shape = IMAGE_DATASETS[DATASET]
-SETTINGS = {
-    # quick: width 16, latent 32, 1,000 iterations per model on one CPU thread (~3-4 min for the five models). A latent of
-    # 100 at this budget left the GAN collapsed onto one image in our calibration runs, hence 32 here.
-    "quick": dict(width=16, z_dim=32, steps=1_000, batch_size=64, n_score=2_000, n_lpips=1_000,
-                  n_fid=0 if DOMAIN else 1_000, max_images=10_000),
-    # full: the paper's settings (latent 100, batch 64, 50k iterations, DCGAN width 64), FID on 10k samples; on a GPU
-    "full": dict(width=64, z_dim=100, steps=50_000, batch_size=64, n_score=5_000, n_lpips=5_000, n_fid=10_000,
-                 max_images=None),
-}[profile]
 if STEPS:
     SETTINGS["steps"] = int(STEPS)
 model_names = [m.strip() for m in MODELS.split(",") if m.strip()]
 OPTIONS = {"vae": dict(beta=BETA), "gan": {}, "vaegan": dict(gamma=1e-5), "bigan": {},
            "avae": dict(beta=BETA, lz_weight=1.0, lz_variant="slides")}
-cfg = dict(**SETTINGS, models=model_names, lr=2e-4, betas=(0.5, 0.999), noise_dim=16,
+cfg = dict(**SETTINGS, models=model_names, betas=(0.5, 0.999),
            options={k: OPTIONS[k] for k in model_names},
            dataset=DATASET, data=f"{DATA_NAME} grey levels in [0, 1], no binarisation" + (
                ", 50k/10k/10k" if DOMAIN else ", official train / test splits"))
-run_dir = start_run(EXPERIMENT, profile=profile, seed=SEED, device=device, config=cfg, run_dir=RUN_DIR or None)
-print(f"profile={profile} device={device} seed={SEED} run_dir={run_dir}")
+run_dir = nb.start(config=cfg)
 LABEL = {"vae": "VAE", "gan": "GAN (DCGAN)", "vaegan": "VAE/GAN", "bigan": "BiGAN", "avae": "AVAE"}
 save = SEED == 0  # figures come from seed 0; other seeds only add their numbers
 
@@ -144,9 +142,8 @@ save = SEED == 0  # figures come from seed 0; other seeds only add their numbers
 try:
     data = load_image_dataset(DATASET, max_images=cfg["max_images"])
 except DataError as err:  # offline: one line, the skip recorded in RESULTS.md, and the notebook stops here
-    skip_run(run_dir, EXPERIMENT, profile=profile, seed=SEED, device=device,
-             reason=f"{DATA_NAME} files not found on this machine; `lib.data.load_image_dataset('{DATASET}')` says "
-                    "how to get them")
+    nb.skip(f"{DATA_NAME} files not found on this machine; `lib.data.load_image_dataset('{DATASET}')` says "
+            "how to get them")
 train_x, x_test = data["train"].images.to(device), data["test"].images.to(device)
 
 models, histories = {}, {}
@@ -364,6 +361,6 @@ if DOMAIN:
     metrics.update(domain.heldout_metrics(DKEY))
 if fid_ref:
     metrics["heldout_test_fid"] = fid_ref
-finish_run(run_dir, EXPERIMENT, profile=profile, seed=SEED, device=device, metrics=metrics)
+nb.finish(metrics)
 for k, v in metrics.items():
     print(f"{k:>28}: {v['value']:9.4f}")

@@ -49,6 +49,12 @@ PROFILE = "auto"
 SEED = 0
 DEVICE = "auto"
 RUN_DIR = ""
+# The quick profile: a minute or two on a laptop CPU. The full profile's settings (the paper's AIS protocol, 1000 steps
+# and 5 chains, and a converged decoder, on a GPU) are in paper_reproductions/params/90_eval_ais.full.yaml.
+SETTINGS = {"lg_images": 50, "lg_chains": 20, "lg_steps": [1, 10, 100, 1000],
+            "vae_steps": 1_500, "vae_hidden": (256, 256), "z_dim": 8, "batch_size": 100, "lr": 1e-3,
+            "bdmc_images": 50, "bdmc_chains": 5, "bdmc_steps": [10, 30, 100],
+            "test_images": 100, "iwae_k": [1, 10, 100, 1000], "ais_steps": [10, 100, 300], "ais_chains": 5}
 
 # %%
 import time
@@ -63,27 +69,15 @@ from lib.data import BatchSampler, fixed_binarization, load_mnist
 from lib.evaluate import bits_per_dim, evaluate_elbo, iwae_log_px, mean_sem
 from lib import registry
 from lib.plotting import savefig
-from lib.runs import finish_run, resolve_device, resolve_profile, seed_everything, start_run
+from lib.notebook import open_notebook
+from lib.runs import seed_everything
 from lib.train import fit
 
-profile = resolve_profile(PROFILE)
-device = resolve_device(DEVICE)
-SETTINGS = {
-    # quick: a minute or two on a laptop CPU
-    "quick": dict(lg_images=50, lg_chains=20, lg_steps=[1, 10, 100, 1000],
-                  vae_steps=1_500, vae_hidden=(256, 256), z_dim=8,
-                  bdmc_images=50, bdmc_chains=5, bdmc_steps=[10, 30, 100],
-                  test_images=100, iwae_k=[1, 10, 100, 1000], ais_steps=[10, 100, 300], ais_chains=5),
-    # full: the paper's AIS protocol (1000 steps, 5 chains) and a converged decoder, on a GPU
-    "full": dict(lg_images=500, lg_chains=20, lg_steps=[1, 10, 100, 1000, 5000],
-                 vae_steps=100_000, vae_hidden=(512, 512), z_dim=8,
-                 bdmc_images=500, bdmc_chains=5, bdmc_steps=[10, 100, 1000, 5000],
-                 test_images=2_048, iwae_k=[1, 10, 100, 1000, 10_000], ais_steps=[10, 100, 1000, 5000], ais_chains=5),
-}[profile]
+nb = open_notebook(globals(), "90_eval_ais")
+profile, device = nb.profile, nb.device
 cfg = dict(**SETTINGS, lg=dict(x_dim=10, z_dim=3, s=0.5, w_scale=0.5), n_leapfrog=10, target_accept=0.65,
-           start="prior (linear-Gaussian); encoder's Gaussian (MNIST)", batch_size=100, lr=1e-3)
-run_dir = start_run("90_eval_ais", profile=profile, seed=SEED, device=device, config=cfg, run_dir=RUN_DIR or None)
-print(f"profile={profile} device={device} run_dir={run_dir}")
+           start="prior (linear-Gaussian); encoder's Gaussian (MNIST)")
+run_dir = nb.start(config=cfg)
 gen = lambda s: torch.Generator(device=device).manual_seed(SEED * 1000 + s)  # noqa: E731
 metrics = {}
 
@@ -261,6 +255,6 @@ savefig(fig, "90_ais_vs_iwae")
 plt.show()
 
 # %%
-finish_run(run_dir, "90_eval_ais", profile=profile, seed=SEED, device=device, metrics=metrics)
+nb.finish(metrics)
 for k, v in metrics.items():
     print(f"{k:>30}: {v['value']:10.4f}")

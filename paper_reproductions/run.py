@@ -24,6 +24,7 @@ import time
 
 import yaml
 
+from lib.notebook import ParameterError, check_parameters, notebook_defaults
 from lib.paths import NOTEBOOKS_DIR, REPRO_DIR, runs_dir
 from lib.runs import PROFILES, resolve_profile, write_json
 from paper_reproductions import report
@@ -42,7 +43,9 @@ def load_param_files(profile: str, only: list[str] | None = None) -> list[dict]:
 
     raises ParamFileError for a file that is not YAML, not a mapping, has a key other than :data:`SPEC_KEYS` (e.g. a
     misspelt ``parameters``, which would otherwise be ignored), seeds that are not integers, parameters that are not
-    a mapping, a missing notebook, a wrong profile, or an unknown experiment in ``only``.
+    a mapping, a missing notebook, a parameter that the notebook's parameters cell does not define or a ``SETTINGS``
+    mapping without exactly its keys (:func:`lib.notebook.check_parameters`), a wrong profile, or an unknown
+    experiment in ``only``.
     """
     specs = []
     for path in sorted(PARAMS_DIR.glob(f"*.{profile}.yaml")):
@@ -67,6 +70,11 @@ def load_param_files(profile: str, only: list[str] | None = None) -> list[dict]:
             raise ParamFileError(f"{path}: says profile {spec['profile']!r} but is named for {profile!r}")
         if not (NOTEBOOKS_DIR / f"{spec['notebook']}.py").exists():
             raise ParamFileError(f"{path}: notebook {spec['notebook']!r} not found in {NOTEBOOKS_DIR}")
+        try:  # every parameter must be one of the notebook's, and a SETTINGS mapping complete (lib.notebook)
+            check_parameters(notebook_defaults(NOTEBOOKS_DIR / f"{spec['notebook']}.py"), spec.get("parameters") or {},
+                             str(path))
+        except ParameterError as err:
+            raise ParamFileError(str(err)) from err
         specs.append({"experiment": experiment, "notebook": spec["notebook"], "seeds": list(spec.get("seeds", [0])),
                       "parameters": dict(spec.get("parameters") or {}), "path": path})
     if only:

@@ -1,4 +1,4 @@
-"""benchmarks.table_cost reads the notebooks' own settings, builds every model of the full-profile MNIST table, and
+"""benchmarks.table_cost reads the full profile's parameter files, builds every model of the full-profile MNIST table, and
 multiplies timed slices out correctly. (The benchmarks' speed numbers are measurements, not tested here.)"""
 import json
 
@@ -11,37 +11,40 @@ NOTEBOOK = '''
 PROFILE = "auto"
 STEPS = 0
 MODELS = "vae,avae"
-BETA = 1 / 16
+BETA = 0.0625
+SETTINGS = {"width": 16, "steps": 1_000, "hidden": (256, 256)}
 
 # %%
-profile = resolve_profile(PROFILE)
-SETTINGS = {
-    "quick": dict(width=16, steps=1_000, n_fid=0 if DOMAIN else 1_000),
-    "full": dict(width=64, steps=50_000, hidden=(512, 512)),
-}[profile]
-OPTIONS = {"vae": dict(beta=BETA), "avae": dict(beta=BETA, lz_variant="slides")}
-cfg = dict(**SETTINGS, models=model_names, lr=2e-4, betas=(0.5, 0.999))
+SETTINGS = {"width": 0}  # later cells are not read
 '''
 
 
-def test_notebook_settings_reads_parameters_settings_cfg_and_options(tmp_path, monkeypatch):
-    (tmp_path / "99_fake.py").write_text(NOTEBOOK)
-    monkeypatch.setattr(table_cost, "NOTEBOOKS_DIR", tmp_path)
-    s = table_cost.notebook_settings("99_fake", "full")
-    assert s["steps"] == 50_000 and s["width"] == 64 and s["hidden"] == (512, 512)  # SETTINGS["full"], not quick
-    assert s["lr"] == 2e-4 and s["betas"] == (0.5, 0.999) and "models" not in s  # cfg literals; run-time names skipped
-    assert s["OPTIONS"]["avae"] == {"beta": 1 / 16, "lz_variant": "slides"}  # BETA bound from the parameters
-    assert s["MODELS"] == "vae,avae" and s["STEPS"] == 0
-    (tmp_path / "98_bad.py").write_text("X = 1\n")
-    with pytest.raises(ValueError, match="no SETTINGS"):
-        table_cost.notebook_settings("98_bad", "full")
+def test_profile_settings_come_from_the_parameter_file_over_the_parameters_cell(tmp_path, monkeypatch):
+    from lib import notebook
+    nb_dir, params = tmp_path / "notebooks", tmp_path / "params"
+    nb_dir.mkdir(), params.mkdir()
+    (nb_dir / "99_fake.py").write_text(NOTEBOOK)
+    (params / "99_fake.full.yaml").write_text("notebook: 99_fake\nparameters:\n  MODELS: vae\n"
+                                              "  SETTINGS: {width: 64, steps: 50000, hidden: [512, 512]}\n")
+    monkeypatch.setattr(notebook, "NOTEBOOKS_DIR", nb_dir)
+    monkeypatch.setattr(notebook, "PARAMS_DIR", params)
+    s = table_cost.profile_settings("99_fake", "full")
+    assert s["steps"] == 50_000 and s["width"] == 64 and s["hidden"] == [512, 512]  # the file's SETTINGS, not quick
+    assert s["MODELS"] == "vae" and s["STEPS"] == 0 and s["BETA"] == 0.0625  # the file over the parameters cell
+    assert s["OPTIONS"]["avae"] == {"beta": 0.0625, "lz_weight": 1.0, "lz_variant": "slides"}  # BETA bound
+    (params / "98_fake.full.yaml").write_text("notebook: 99_fake\nparameters:\n  SETTINGS: {width: 64}\n")
+    with pytest.raises(notebook.ParameterError, match=r"missing \['hidden', 'steps'\]"):
+        table_cost.profile_settings("98_fake", "full")  # a profile's SETTINGS is complete, not a patch
+    (params / "97_fake.full.yaml").write_text("notebook: 99_fake\nparameters:\n  STEP: 5\n")
+    with pytest.raises(notebook.ParameterError, match="unknown parameter"):
+        table_cost.profile_settings("97_fake", "full")
 
 
 @pytest.mark.parametrize("experiment", table_cost.EXPERIMENTS)
 def test_every_full_profile_mnist_model_is_built_at_the_notebook_settings(experiment):
     """Each model named in the full parameter file is built (the constructors repeated from the notebooks must still
     match lib's signatures) with the notebook's iterations and a learning rate for every player."""
-    settings = table_cost.notebook_settings(experiment)
+    settings = table_cost.profile_settings(experiment)
     rows = table_cost.rows(experiment)
     models = table_cost.param_file(experiment).get("MODELS") or settings.get("MODELS", "vae")
     assert [r["model"] for r in rows] == [m.strip() for m in models.split(",")]
@@ -57,7 +60,7 @@ def test_table_cost_multiplies_timed_slices_out(tmp_path):
     out = table_cost.main(["--device", "cpu", "--only", "90_eval_ais", "--seconds", "0.2", "--ais-images", "2",
                            "--ais-steps", "3", "--out", str(tmp_path)])
     (row,) = out["rows"]
-    s = table_cost.notebook_settings("90_eval_ais")
+    s = table_cost.profile_settings("90_eval_ais")
     assert row["training_h"] == pytest.approx(s["vae_steps"] * row["seeds"] / row["iterations_per_s"] / 3600)
     expected = (s["test_images"] * sum(t - 1 for t in s["ais_steps"])
                 + 2 * s["bdmc_images"] * sum(t - 1 for t in s["bdmc_steps"]))

@@ -108,3 +108,22 @@ def test_batch_run_runs_every_notebook_names_failures_and_keeps_the_rest(tmp_pat
     (tmp_path / "RESULTS.md").unlink()
     assert run.main(["--results-only", "--profile", "quick"]) == 0
     assert (tmp_path / "RESULTS.md").read_text() == results
+
+
+def test_parameter_files_are_checked_against_the_notebook_before_running(tmp_path, monkeypatch):
+    """load_param_files rejects, before any notebook runs, a parameter the notebook's parameters cell does not define
+    and a SETTINGS that is not a complete override (lib.notebook.check_parameters)."""
+    nb_dir, params = tmp_path / "notebooks", tmp_path / "params"
+    nb_dir.mkdir(), params.mkdir()
+    (nb_dir / "80_ok.py").write_text(NOTEBOOK_HEAD.replace('RUN_DIR = ""\n', 'RUN_DIR = ""\nSETTINGS = {"a": 1, "b": 2}\n'))
+    monkeypatch.setattr(run, "NOTEBOOKS_DIR", nb_dir)
+    monkeypatch.setattr(run, "PARAMS_DIR", params)
+    path = params / "80_ok.full.yaml"
+    path.write_text("parameters:\n  SETTINGS: {a: 3, b: 4}\n")
+    assert run.load_param_files("full")[0]["parameters"] == {"SETTINGS": {"a": 3, "b": 4}}
+    path.write_text("parameters:\n  SETTINGS: {a: 3}\n")
+    with pytest.raises(run.ParamFileError, match=r"missing \['b'\]"):
+        run.load_param_files("full")
+    path.write_text("parameters:\n  SETING: {a: 3, b: 4}\n")
+    with pytest.raises(run.ParamFileError, match=r"unknown parameter\(s\) \['SETING'\]"):
+        run.load_param_files("full")

@@ -1,0 +1,209 @@
+"""The opening and closing that every notebook shares, and where each profile's settings live.
+
+A notebook's cell tagged ``parameters`` holds its parameters as ``NAME = literal`` assignments; their values are the
+**quick** profile's settings. Every other (experiment, profile) is a parameter file
+``paper_reproductions/params/<experiment>.<profile>.yaml`` whose ``parameters:`` override them; a ``SETTINGS`` mapping
+given there must be complete (the same keys as the parameters cell's). The batch runner passes those parameters
+through papermill; a notebook run by hand (JupyterLab, nbval) with a non-quick profile reads the file itself
+(:func:`open_notebook`). ``benchmarks.table_cost`` reads the same files (:func:`profile_parameters`).
+
+A typical notebook::
+
+    # %% tags=["parameters"]
+    PROFILE = "auto"
+    SEED = 0
+    DEVICE = "cpu"
+    RUN_DIR = ""
+    SETTINGS = {"steps": 2000, "lr": 3e-3}
+
+    # %%
+    nb = open_notebook(globals(), "10_avb_objective", seed=True, cpu_threads=1)
+    profile, device = nb.profile, nb.device
+    run_dir = nb.start(config={**SETTINGS, "tol": TOL})
+    ...
+    nb.finish(metrics)
+"""
+from __future__ import annotations
+
+import ast
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import yaml
+
+from lib.paths import NOTEBOOKS_DIR, REPRO_DIR
+from lib.runs import finish_run, resolve_device, resolve_profile, seed_everything, skip_run, start_run
+
+PARAMS_DIR = REPRO_DIR / "params"
+DEFAULT_PROFILE = "quick"  #: the profile whose settings are the parameters cell's own values
+INJECTED_HEADER = "# Parameters"  #: first line of the cell papermill injects after the parameters cell
+
+_PARAMETERS_CELL = re.compile(r"^# %%[^\n]*tags=\[[^\]]*[\"']parameters[\"'][^\]]*\][^\n]*\n(.*?)(?=^# %%|\Z)",
+                              re.MULTILINE | re.DOTALL)
+
+
+class ParameterError(ValueError):
+    """A parameter that the notebook's parameters cell does not define, or an incomplete ``SETTINGS`` override."""
+
+
+def parameters_from_source(source: str) -> dict:
+    """``{NAME: value}`` of a parameters cell's source (``NAME = literal`` assignments, comments allowed).
+
+    raises ParameterError for any other statement, or a value that is not a Python literal (e.g. ``1 / 16``).
+    """
+    out = {}
+    for node in ast.parse(source).body:
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
+            raise ParameterError(f"a parameters cell holds only NAME = literal assignments, got: {ast.unparse(node)}")
+        try:
+            out[node.targets[0].id] = ast.literal_eval(node.value)
+        except ValueError as err:
+            raise ParameterError(f"parameter {node.targets[0].id} = {ast.unparse(node.value)} is not a literal") from err
+    return out
+
+
+def notebook_defaults(notebook: str | os.PathLike) -> dict:
+    """The parameters cell of a jupytext percent notebook (a name in ``notebooks/`` or a path to its ``.py``).
+
+    raises FileNotFoundError, or ParameterError when there is no cell tagged ``parameters``.
+    """
+    path = Path(notebook) if str(notebook).endswith(".py") else NOTEBOOKS_DIR / f"{notebook}.py"
+    match = _PARAMETERS_CELL.search(path.read_text())
+    if not match:
+        raise ParameterError(f"{path}: no cell tagged 'parameters'")
+    return parameters_from_source(match.group(1))
+
+
+def check_parameters(defaults: dict, given: dict, where: str) -> None:
+    """Check that every name in ``given`` is a parameter of ``defaults`` and that a ``SETTINGS`` mapping in ``given``
+    has exactly the keys of the default one (a profile's settings are a complete override, never a patch).
+
+    raises ParameterError naming the unknown names and the known ones, or the missing and unknown SETTINGS keys.
+    """
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        raise ParameterError(f"{where}: unknown parameter(s) {unknown}; the notebook's parameters are "
+                             f"{sorted(defaults)}")
+    if "SETTINGS" in given and isinstance(defaults.get("SETTINGS"), dict):
+        if not isinstance(given["SETTINGS"], dict):
+            raise ParameterError(f"{where}: SETTINGS must be a mapping, got {given['SETTINGS']!r}")
+        missing = sorted(set(defaults["SETTINGS"]) - set(given["SETTINGS"]))
+        extra = sorted(set(given["SETTINGS"]) - set(defaults["SETTINGS"]))
+        if missing or extra:
+            raise ParameterError(f"{where}: SETTINGS must give every setting of the parameters cell and no other; "
+                                 f"missing {missing}, unknown {extra}")
+
+
+def params_file(experiment: str, profile: str) -> Path:
+    """``paper_reproductions/params/<experiment>.<profile>.yaml``."""
+    return PARAMS_DIR / f"{experiment}.{profile}.yaml"
+
+
+def read_params_file(experiment: str, profile: str) -> dict:
+    """The ``parameters:`` mapping of :func:`params_file` (``{}`` when it has none). raises FileNotFoundError."""
+    spec = yaml.safe_load(params_file(experiment, profile).read_text()) or {}
+    return dict(spec.get("parameters") or {})
+
+
+def profile_parameters(experiment: str, profile: str, notebook: str | None = None) -> dict:
+    """Every parameter ``experiment`` runs with in ``profile``: the notebook's parameters cell, overridden by the
+    experiment's parameter file for that profile (checked with :func:`check_parameters`).
+
+    notebook: defaults to ``experiment`` (e.g. ``41_avae_mnist`` for ``41_avae_cifar10``, as the file says).
+    raises FileNotFoundError when the parameter file is missing, ParameterError as :func:`check_parameters`.
+    """
+    spec = yaml.safe_load(params_file(experiment, profile).read_text()) or {}
+    defaults = notebook_defaults(notebook or spec.get("notebook", experiment))
+    given = dict(spec.get("parameters") or {})
+    check_parameters(defaults, given, str(params_file(experiment, profile)))
+    return {**defaults, **given}
+
+
+def _injected_parameters(ns: dict) -> tuple[dict, dict] | None:
+    """(parameters cell's values, papermill's injected values) from IPython's input history ``In``, or None when no
+    cell of this session starts with ``# Parameters`` (not run by papermill, or not in IPython). Papermill inserts its
+    cell right after the parameters cell, so the two are consecutive entries of ``In``."""
+    history = ns.get("In")
+    if not isinstance(history, list):
+        return None
+    for i in range(len(history) - 1, 0, -1):
+        if history[i].lstrip().startswith(INJECTED_HEADER):
+            return parameters_from_source(history[i - 1]), parameters_from_source(history[i])
+    return None
+
+
+@dataclass
+class Notebook:
+    """One notebook run: its experiment, resolved profile and device, seed, and (after :meth:`start`) run folder."""
+
+    experiment: str
+    profile: str
+    device: torch.device
+    seed: int
+    run_dir_arg: str = ""
+    run_dir: Path | None = field(default=None)
+
+    def start(self, config: dict) -> Path:
+        """Create the run folder with ``config.json`` and ``env.json`` (:func:`lib.runs.start_run`), print it.
+        returns the folder."""
+        self.run_dir = start_run(self.experiment, profile=self.profile, seed=self.seed, device=self.device,
+                                 config=config, run_dir=self.run_dir_arg or None)
+        print(f"profile={self.profile} device={self.device} seed={self.seed} run_dir={self.run_dir}")
+        return self.run_dir
+
+    def finish(self, metrics: dict, skipped: str | None = None) -> dict:
+        """Write ``final_metrics.json`` (:func:`lib.runs.finish_run`). returns what was written."""
+        return finish_run(self.run_dir, self.experiment, profile=self.profile, seed=self.seed, device=self.device,
+                          metrics=metrics, skipped=skipped)
+
+    def skip(self, reason: str) -> None:
+        """Record a skip and stop the notebook (:func:`lib.runs.skip_run`). raises ExperimentSkipped, always."""
+        skip_run(self.run_dir, self.experiment, profile=self.profile, seed=self.seed, device=self.device, reason=reason)
+
+
+def open_notebook(ns: dict, experiment: str, *, notebook: str | None = None, seed: bool = False,
+                  cpu_threads: int | None = None) -> Notebook:
+    """Check and complete the parameters in ``ns`` (the notebook's ``globals()``), then resolve profile and device.
+
+    1. Under papermill: every injected parameter must be one of the parameters cell's, and an injected ``SETTINGS``
+       complete (:func:`check_parameters`); a misspelt ``-p PROFLE quick`` stops here instead of running on defaults.
+    2. When the profile (``PROFILE``, resolved by :func:`lib.runs.resolve_profile`) is not quick or ``experiment`` is
+       not the notebook's own (e.g. ``41_avae_cifar10``): the parameters of ``params/<experiment>.<profile>.yaml``
+       are assigned in ``ns`` (in JupyterLab or nbval, e.g. ``PROFILE = "auto"`` resolving to full on a GPU), except
+       those that papermill injected (the runner injects the file's own; ``-p STEPS 100`` keeps its 100).
+    3. ``DEVICE`` is resolved (:func:`lib.runs.resolve_device`, which applies ``AVAE_NUM_THREADS``); then, in this
+       order, ``seed``: :func:`lib.runs.seed_everything` (``SEED``), and ``cpu_threads``: torch's thread count on a CPU.
+
+    ns needs PROFILE, SEED, DEVICE and RUN_DIR. notebook: the notebook's name (default ``experiment``).
+    returns a :class:`Notebook`. raises ParameterError (unknown parameter, incomplete SETTINGS), FileNotFoundError (a
+    non-quick profile without a parameter file), ValueError / RuntimeError from the profile and device.
+    """
+    notebook = notebook or experiment
+    injected = _injected_parameters(ns)
+    if injected is not None:
+        check_parameters(injected[0], injected[1], f"notebook {notebook} (papermill parameters)")
+    profile = resolve_profile(ns["PROFILE"])
+    if profile != DEFAULT_PROFILE or experiment != notebook:
+        path = params_file(experiment, profile)
+        if not path.exists():
+            raise FileNotFoundError(f"{path} not found: profile {profile!r} of {experiment} has no settings")
+        given = read_params_file(experiment, profile)
+        if injected is not None:
+            known = injected[0]
+        else:
+            source = NOTEBOOKS_DIR / f"{notebook}.py"
+            known = notebook_defaults(source) if source.exists() else {k: v for k, v in ns.items() if k.isupper()}
+        check_parameters(known, given, str(path))
+        given = {k: v for k, v in given.items() if injected is None or k not in injected[1]}  # papermill's -p wins
+        ns.update(given)
+        if given:
+            print(f"parameters of {path.name}: {', '.join(sorted(given))}")
+    device = resolve_device(ns["DEVICE"])
+    if seed:
+        seed_everything(ns["SEED"])
+    if cpu_threads and device.type == "cpu":
+        torch.set_num_threads(cpu_threads)  # tiny nets: thread start-up costs more than it saves on a shared CPU
+    return Notebook(experiment, profile, device, ns["SEED"], ns["RUN_DIR"])
