@@ -1,6 +1,6 @@
 """Do the fast-path flags change the results? The same model, seed and data trained with ``fit``'s flags off and on.
 
-Issue 7 keeps ``compile`` and ``autocast_bf16`` off in the paper numerics unless shown not to change the results. This
+We keep ``compile`` and ``autocast_bf16`` off in the paper numerics unless shown not to change the results. This
 script trains one method from one seed under each configuration (eager float32; bf16 autocast; ``torch.compile``;
 both; and ``adam_loop``, torch's per-tensor Adam in place of ``fit``'s default fused kernel) and reports the final test ELBO (analytic-KL ELBO on fixed-binarised test images, ``lib.evaluate.evaluate_elbo``,
 nats) and the wall time of each, beside the run-to-run spread of the eager configuration over ``--seeds`` seeds: a flag

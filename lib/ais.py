@@ -21,7 +21,7 @@ All log-likelihoods are in nats per example. Chains are laid out as one (K * B, 
 image b at row k * B + b (the layout of ``x.repeat(K, ...)``), so every step is one batched call.
 
 Also here: the linear-Gaussian model p(z) = N(0, I), p(x|z) = N(W z + b, s^2 I), whose marginal
-N(b, W W^T + s^2 I) is exact (REFERENCE.md Sec. 5, item 6), and samplers of (x, z) from a model.
+N(b, W W^T + s^2 I) is exact (docs/papers.md §5, item 6), and samplers of (x, z) from a model.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Adversarial Symmetric VAE (Pu, Wang, Henao, Chen, Gan, Li & Carin, NIPS 2017, arXiv:1711.04915).
 
-Two variational expressions, symmetric in data x and codes z (REFERENCE.md Sec. 2):
+Two variational expressions, symmetric in data x and codes z (docs/papers.md §2):
 
 * L_x = E_{q(x)} log p_theta(x) - KL(q_phi(x,z) || p_theta(x,z))   (Eq. 8)
 * L_z = E_{p(z)} log q_phi(z)  - KL(p_theta(x,z) || q_phi(x,z))   (Eq. 9)

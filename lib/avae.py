@@ -1,7 +1,7 @@
 """Adversarial Variational Auto Encoder (Plumerault, Le Borgne & Hudelot, ICPR 2020, arXiv:2012.11551): its losses.
 
 AVAE keeps a VAE (encoder E with mean mu_e(x) and a *data-independent* standard deviation sigma_e, a (Z,) vector;
-decoder Dec trained by the VAE loss only) and adds a generator G(z, xi) and a discriminator C (REFERENCE.md Sec. 4):
+decoder Dec trained by the VAE loss only) and adds a generator G(z, xi) and a discriminator C (docs/papers.md §4):
 
     L_E = beta KL(N(mu_e(x), sigma_e^2) || N(0, I)) + 1/2 ||x - Dec(z)||^2          (:func:`lib.losses.vae_loss`)
     L_G = adversarial term on C(G(z, xi)) + L_Z(G(z, xi))                            (:func:`generator_loss`)
@@ -44,7 +44,7 @@ def latent_reconstruction_loss(mu_e_xhat: torch.Tensor, z: torch.Tensor, log_sig
         up to a constant). Optimum over mu for given z: sqrt(1 - s^2) z; for z random given the conditioning,
         sqrt(1 - s^2) E[z | ...].
       * ``"code"``: the released code's precision-weighted form, *as described in our reference notes*
-        (REFERENCE.md Sec. 4 [C]), not re-read from the code: 1/2 sum_j w_j (mu_j - z_j)^2 with
+        (docs/papers.md §4 [C]), not re-read from the code: 1/2 sum_j w_j (mu_j - z_j)^2 with
         w = softmax(-2 log s) = (1/s^2) / sum_k (1/s_k^2) (precision weights normalised to sum to 1) and no
         sqrt(1 - s^2). Its optimum is mu = z, whose law N(0, I) is *not* that of mu_e(x) (notebook 40). The notes say
         the code sums over the batch; this returns per-example values, so sum them (not mean) to match. The overall
@@ -88,7 +88,7 @@ def generator_loss(c_fake: torch.Tensor, mu_e_xhat: torch.Tensor, z: torch.Tenso
 
 
 class AVAE(Method):
-    """The Adversarial Variational Auto Encoder (Plumerault et al. 2020; REFERENCE.md Sec. 4): a VAE (encoder E, decoder
+    """The Adversarial Variational Auto Encoder (Plumerault et al. 2020; docs/papers.md §4): a VAE (encoder E, decoder
     Dec) and a GAN (generator G(z, xi), discriminator C) coupled by the latent reconstruction loss L_Z, which makes G
     faithful to the code through the encoder's mean mu_e.
 

@@ -1,7 +1,7 @@
 """Biadversarial VAE (Fickinger, arXiv:1902.03517): both Gaussian assumptions replaced by f-GAN KL games.
 
 The paper has no experiments and its released code is an unfinished stub; this module follows the
-text (REFERENCE.md Sec. 3). Both games use the f-GAN variational bound of the KL divergence
+text (docs/papers.md §3). Both games use the f-GAN variational bound of the KL divergence
 (Nowozin et al. 2016, f(u) = u log u, conjugate f*(t) = e^{t-1}):
 
     KL(P || Q) = max_T  E_P T - E_Q e^{T - 1},   optimum T* = 1 + log P/Q   (:func:`lib.losses.kl_fgan_objective`)

@@ -175,7 +175,7 @@ def exact_log_px_2d(decoder, x: torch.Tensor, lim: float = 6.0, n: int = 301) ->
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Bits per dimension and the discretised likelihood of 8-bit images (AS-VAE's protocol, REFERENCE.md Sec. 2):
+# Bits per dimension and the discretised likelihood of 8-bit images (AS-VAE's protocol, docs/papers.md §2):
 # train on dequantised y = (x + u) / 256, u ~ U[0, 1)^D; test with p(x) = P(y in [x/256, (x+1)/256)).
 
 N_BINS = 256  #: grey levels of an 8-bit image

@@ -1,7 +1,7 @@
 """AVAE's baselines on the shared DCGAN networks (:mod:`lib.gan_nets`) and training loop (:func:`lib.train.fit`):
 the VAE with an L2 likelihood (:class:`ConvVAE`), the GAN (DCGAN), VAE/GAN and BiGAN.
 
-REFERENCE.md Sec. 4: the AVAE paper compares against a VAE, a GAN (DCGAN), VAE/GAN (Larsen et al. 2016) and BiGAN,
+docs/papers.md §4: the AVAE paper compares against a VAE, a GAN (DCGAN), VAE/GAN (Larsen et al. 2016) and BiGAN,
 all with DCGAN-style networks in the same code. Each baseline here is a :class:`~lib.method.Method` (players, losses),
 registered in :mod:`lib.registry` (family ``"dcgan"``) as ``"dcgan_vae"``, ``"dcgan"``, ``"vaegan"`` and ``"bigan"``;
 :mod:`lib.avae` registers ``"avae"`` on networks of the same sizes.
@@ -134,7 +134,7 @@ class GAN(_Generative):
 
     def reconstruct(self, x: torch.Tensor):
         raise NotImplementedError("a GAN has no encoder, so it cannot reconstruct; the reconstruction metrics (MSE, "
-                                  "LPIPS) are not defined for it (the '-' of REFERENCE.md Sec. 4's table)")
+                                  "LPIPS) are not defined for it (the '-' of docs/papers.md §4's table)")
 
 
 class VAEGAN(_Generative):
@@ -295,7 +295,7 @@ class BiGAN(_Generative):
 
 # ------------------------------------------------------------------------------------------------- builders
 # Family "dcgan" of lib.registry: networks of one ``width`` (quick and full profiles differ only by it; the full profile
-# of REFERENCE.md Sec. 4: z_dim 100, width 64); ``noise_dim`` is AVAE's xi size, accepted and unused here so that one
+# of docs/papers.md §4: z_dim 100, width 64); ``noise_dim`` is AVAE's xi size, accepted and unused here so that one
 # set of options builds every model of the family; further options go to the method's constructor.
 
 @register("dcgan_vae", family="dcgan", summary="VAE with an L2 (unit-variance Gaussian) likelihood on DCGAN networks")

@@ -24,7 +24,7 @@
 #    "ELBO surgery" decomposition, exactly (float64, tolerance $10^{-10}$);
 # 3. that `lib.vae.VAE.elbo_terms` computes the KL and reconstruction terms it claims to.
 #
-# Notation (as in `REFERENCE.md`): data distribution $q(x)$, prior $p(z) = \mathcal N(0, I)$,
+# Notation (as in `docs/papers.md`): data distribution $q(x)$, prior $p(z) = \mathcal N(0, I)$,
 # decoder $p_\theta(x \mid z)$, encoder $q_\phi(z \mid x)$, joints $q_\phi(x, z) = q(x)\, q_\phi(z \mid x)$
 # and $p_\theta(x, z) = p(z)\, p_\theta(x \mid z)$, aggregated posterior
 # $q_\phi(z) = \int q_\phi(x, z)\, dx$. All log-likelihoods are in nats per example.

@@ -24,7 +24,7 @@
 # $P(x_d = i\mid z) = F\big(\tfrac{i+1}{256}\big) - F\big(\tfrac{i}{256}\big)$ (edge bins open), and the negative ELBO
 # $-\mathbb E_{q(z|y)}[\log P(x\mid z) + \log p(z) - \log q(z\mid y)]$ is reported in bits/dim
 # (`lib.evaluate.evaluate_discretized_elbo`). Beside it: Inception score and FID of samples
-# (`lib.inception_metrics.inception_metrics`, offline weights; IS needs torch-fidelity's weights, see the README) and the
+# (`lib.inception_metrics.inception_metrics`, offline weights; IS needs torch-fidelity's weights, see docs/evaluation.md) and the
 # reconstruction RMSE on the 0-255 scale.
 #
 # **Data.** CIFAR-10 comes through `torchvision.datasets.CIFAR10` from `data/cifar-10-batches-py/`, which needs a

@@ -15,7 +15,7 @@
 # # 40 — The AVAE objective: why pixel MSE blurs, the latent reconstruction loss $\mathcal L_Z$, ELBO surgery
 #
 # The Adversarial Variational Auto Encoder (Plumerault, Le Borgne & Hudelot, ICPR 2020, arXiv 2012.11551; we have the
-# slides, REFERENCE.md Sec. 4) keeps a VAE whose encoder has a **data-independent** standard deviation $\sigma_e$ and adds a
+# slides, docs/papers.md §4) keeps a VAE whose encoder has a **data-independent** standard deviation $\sigma_e$ and adds a
 # generator $G(z,\xi)$ (extra noise $\xi$) trained against a discriminator $C$ *and* with a latent reconstruction loss
 #
 # $$
@@ -37,7 +37,7 @@
 #    $-\sum_j\log\sigma_{e,j}$ nats.
 #
 # **Which $\mathcal L_Z$.** The repository implements the slides' form by default. The authors' released code differs
-# (REFERENCE.md Sec. 4 [C]: softmax-normalised precision weights $w = \mathrm{softmax}(-2\log\sigma_e)$, no $\sqrt{1-\sigma_e^2}$,
+# (docs/papers.md §4 [C]: softmax-normalised precision weights $w = \mathrm{softmax}(-2\log\sigma_e)$, no $\sqrt{1-\sigma_e^2}$,
 # batch-summed); it is available as `variant="code"`, implemented as described in our reference notes, not re-read from the
 # code. Section 2 compares the two optima on one toy.
 

@@ -23,7 +23,7 @@
 #
 # whose optimum is compatible with the GAN's, so that $G$ can be both sharp and faithful to the code.
 #
-# **The slides' claim** (REFERENCE.md Sec. 4, slide table, dataset not named, CelebA 64 likely): AVAE's FID (15.0) is about the
+# **The slides' claim** (docs/papers.md §4, slide table, dataset not named, CelebA 64 likely): AVAE's FID (15.0) is about the
 # GAN's (14.5) and far below the VAE's (60.0), while its reconstruction MSE (0.05) stays near the VAE's (0.03) and below
 # VAE/GAN's (0.07) and BiGAN's (0.18).
 #

@@ -1,7 +1,7 @@
 """AIS and reverse AIS (BDMC) against closed forms (linear-Gaussian model) and quadrature (2-D latent).
 
 The linear-Gaussian model p(z) = N(0, I_3), p(x|z) = N(W z + b, s^2 I_10) has log p(x) = log N(x; b, W W^T + s^2 I)
-exactly (REFERENCE.md Sec. 5, item 6). AIS's log-weight variance falls like 1/T (T annealing steps), so its
+exactly (docs/papers.md §5, item 6). AIS's log-weight variance falls like 1/T (T annealing steps), so its
 error shrinks as T grows; each test fixes its generators, so it is deterministic.
 """
 import math
