@@ -2,6 +2,7 @@
 
     python -m paper_reproductions.run                    # every experiment, profile resolved (auto)
     python -m paper_reproductions.run --profile quick --only 11_avb_toy_4points --seeds 0 1 2
+    python -m paper_reproductions.run --profile quick --only 12_avb_mnist -p STEPS 100   # a parameter overridden
     python -m paper_reproductions.run --results-only     # re-render RESULTS.md = python -m paper_reproductions.report
 
 For each parameter file ``params/<experiment>.<profile>.yaml`` of the chosen profile, and for each
@@ -19,7 +20,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
+import tempfile
 import time
 
 import yaml
@@ -97,10 +100,45 @@ def notebook_parameters(nb) -> set[str]:
     return set()
 
 
-def run_notebook(spec: dict, profile: str, seed: int, stamp: str) -> dict:
+def _ipc_kernel_manager(prefix: str):
+    """A kernel manager class whose kernel talks over local Unix sockets named ``prefix``-N instead of TCP: no open
+    port, and no "Kernel is running over TCP without encryption" warning from every kernel on the user's terminal."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, **kw):
+            super().__init__(transport="ipc", ip=prefix, **kw)
+
+    return IPCKernelManager
+
+
+def parse_parameter_overrides(pairs: list[list[str]] | None) -> dict:
+    """``-p NAME VALUE`` pairs -> {NAME: value}: ``100`` -> 100, ``1e-3`` -> 0.001, ``'[1, 2]'`` -> [1, 2] (YAML),
+    ``mnist`` -> "mnist".
+    raises ParamFileError for a name the runner sets itself (PROFILE, SEED, RUN_DIR: use --profile / --seeds)."""
+    out = {}
+    for name, value in pairs or []:
+        if name in RESERVED:
+            raise ParamFileError(f"-p {name}: set by the runner; use --profile / --seeds instead")
+        out[name] = _scalar(value)
+    return out
+
+
+def _scalar(text: str):
+    """int, then float (``1e-3``, which YAML 1.1 would leave a string), then YAML (lists, mappings, booleans, str)."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return yaml.safe_load(text)
+
+
+def run_notebook(spec: dict, profile: str, seed: int, stamp: str, save: bool = True) -> dict:
     """Execute one notebook for one seed. returns {experiment, seed, run_dir, ok, error, seconds, data_file}; the
     outcome is also written to ``run_dir/runner.json`` (with the profile, parameters and start time), and a run that
-    did not fail is saved to its data file (``data_file``: its path, or None; see :mod:`paper_reproductions.report`).
+    did not fail is saved to its data file (``data_file``: its path, or None; see :mod:`paper_reproductions.report`)
+    unless ``save`` is False (runs with parameters overridden on the command line are not the profile's results).
     """
     import jupytext
     import papermill
@@ -121,9 +159,11 @@ def run_notebook(spec: dict, profile: str, seed: int, stamp: str) -> dict:
     params = {**spec["parameters"], "PROFILE": profile, "SEED": seed, "RUN_DIR": str(run_dir)}
     out = {"experiment": spec["experiment"], "seed": seed, "run_dir": str(run_dir), "ok": True, "error": None}
     t0, started = time.time(), time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    sockets = tempfile.mkdtemp(prefix="avae-kernel-")  # short path: Unix socket names are limited to ~100 characters
     try:
         papermill.execute_notebook(nb, str(run_dir / f"{spec['notebook']}.ipynb"), parameters=params,
-                                   kernel_name="python3", cwd=str(NOTEBOOKS_DIR), progress_bar=False)
+                                   kernel_name="python3", cwd=str(NOTEBOOKS_DIR), progress_bar=False,
+                                   kernel_manager_class=_ipc_kernel_manager(os.path.join(sockets, "k")))
     except PapermillExecutionError as err:
         if err.ename == "ExperimentSkipped":  # lib.runs.skip_run: data absent here, recorded in final_metrics.json
             out["skipped"] = err.evalue
@@ -131,10 +171,12 @@ def run_notebook(spec: dict, profile: str, seed: int, stamp: str) -> dict:
             out.update(ok=False, error=f"cell {err.exec_count}: {err.ename}: {err.evalue}"[:500])
     except Exception as err:  # kernel died, bad notebook, ...
         out.update(ok=False, error=f"{type(err).__name__}: {err}"[:500])
+    finally:
+        shutil.rmtree(sockets, ignore_errors=True)
     out["seconds"] = round(time.time() - t0, 1)
     write_json(run_dir / "runner.json", {**out, "notebook": spec["notebook"], "profile": profile,
                                          "parameters": spec["parameters"], "started": started})
-    out["data_file"] = report.save_run(run_dir) if out["ok"] else None
+    out["data_file"] = report.save_run(run_dir) if out["ok"] and save else None
     return out
 
 
@@ -143,6 +185,9 @@ def main(argv=None) -> int:
     ap.add_argument("--profile", default=os.environ.get("PROFILE", "auto"), choices=PROFILES)
     ap.add_argument("--only", nargs="*", help="experiment names (parameter-file stems)")
     ap.add_argument("--seeds", nargs="*", type=int, help="override the seeds of every parameter file")
+    ap.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                    help="a notebook parameter for every selected experiment, over its parameter file (repeatable; "
+                         "VALUE read as YAML, e.g. -p STEPS 100); the notebook rejects names it does not define")
     ap.add_argument("--results-only", action="store_true",
                     help="only re-render RESULTS.md from the data files (same as python -m paper_reproductions.report)")
     args = ap.parse_args(argv)
@@ -151,15 +196,20 @@ def main(argv=None) -> int:
     if not args.results_only:
         try:
             specs = load_param_files(profile, args.only)
+            overrides = parse_parameter_overrides(args.parameter)
+            specs = [{**spec, "parameters": {**spec["parameters"], **overrides}} for spec in specs]
         except ParamFileError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
         stamp = time.strftime("%Y%m%d-%H%M%S")
         print(f"profile {profile}: {len(specs)} experiment(s) -> {runs_dir()}", flush=True)
+        if overrides:
+            print(f"parameters {overrides} override the parameter files: these runs stay in {runs_dir()} and are not "
+                  "saved to the results data", flush=True)
         for spec in specs:
             for seed in args.seeds if args.seeds else spec["seeds"]:
                 try:
-                    res = run_notebook(spec, profile, seed, stamp)
+                    res = run_notebook(spec, profile, seed, stamp, save=not overrides)
                 except ParamFileError as err:
                     print(f"error: {err}", file=sys.stderr)
                     return 2

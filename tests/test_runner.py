@@ -127,3 +127,34 @@ def test_parameter_files_are_checked_against_the_notebook_before_running(tmp_pat
     path.write_text("parameters:\n  SETING: {a: 3, b: 4}\n")
     with pytest.raises(run.ParamFileError, match=r"unknown parameter\(s\) \['SETING'\]"):
         run.load_param_files("full")
+
+
+def test_command_line_parameters_reach_the_notebook_and_are_not_saved_as_results(tmp_path, monkeypatch, capfd):
+    """-p NAME VALUE overrides a notebook parameter (VALUE read as YAML); such runs stay in runs/ and write no data file;
+    PROFILE / SEED / RUN_DIR and names the notebook does not define are refused. The kernel talks over Unix sockets, so
+    ipykernel's 'Kernel is running over TCP without encryption' warning never reaches the terminal."""
+    nb_dir, params = tmp_path / "notebooks", tmp_path / "params"
+    nb_dir.mkdir(), params.mkdir()
+    body = ('finish_run(Path(RUN_DIR), "83_param", profile=PROFILE, seed=SEED, device="cpu", '
+            'metrics={"steps": {"value": STEPS}})\n')
+    (nb_dir / "83_param.py").write_text(NOTEBOOK_HEAD.replace('RUN_DIR = ""\n', 'RUN_DIR = ""\nSTEPS = 7\n') + body)
+    (params / "83_param.quick.yaml").write_text("notebook: 83_param\nprofile: quick\nseeds: [0]\n")
+    monkeypatch.setattr(run, "NOTEBOOKS_DIR", nb_dir)
+    monkeypatch.setattr(run, "PARAMS_DIR", params)
+    monkeypatch.setattr(report, "PAPER_VALUES", tmp_path / "no_values.yaml")
+    monkeypatch.setattr(report, "CLAIMS", tmp_path / "no_claims.yaml")
+    monkeypatch.setattr(report, "DATA_DIR", tmp_path / "results")
+    monkeypatch.setattr(report, "RESULTS", tmp_path / "RESULTS.md")
+    monkeypatch.setenv("AVAE_RUNS_DIR", str(tmp_path / "runs"))
+    (tmp_path / "no_values.yaml").write_text("[]\n")
+    assert run.main(["--profile", "quick", "-p", "STEPS", "1e2"]) == 0
+    out, err = capfd.readouterr()
+    assert "not saved to the results data" in out
+    assert "without encryption" not in out + err
+    final, = (tmp_path / "runs" / "83_param").glob("*_s0/final_metrics.json")
+    assert json.loads(final.read_text())["metrics"]["steps"]["value"] == 100.0
+    assert not (tmp_path / "results" / "83_param").exists()
+    assert run.main(["--profile", "quick", "-p", "SEED", "3"]) == 2
+    assert "set by the runner" in capfd.readouterr().err
+    assert run.main(["--profile", "quick", "-p", "STEPZ", "3"]) == 2  # refused before running, naming it
+    assert "STEPZ" in capfd.readouterr().err
