@@ -28,7 +28,7 @@
 #    paper's game is the negative ELBO **plus the mutual information** $I_q(x;z)$ (up to a constant), so its
 #    encoder gradient is the ELBO's plus $\nabla_\phi I_q(x;z)$, while the repository's `entropy="restored"` game
 #    has exactly the ELBO's gradients (our derivation; autograd in float64);
-
+#
 # Mode seeking vs covering, the two games' KL directions on a bimodal target, is notebook 32 (`32_bavae_mode_seeking`).
 #
 # Notation: data $q(x)$, prior $p(z)$, encoder $q_\phi(z\mid x)$, decoder $p_\theta(x\mid z)$, encoder joint
