@@ -24,7 +24,7 @@
 # To get there the decoder must split $\mathbb R^2$ into four regions, one per image, and the
 # posterior $p_\theta(z\mid x)$ is then the prior restricted to one region: far from Gaussian.
 # A VAE's Gaussian $q_\phi(z\mid x)$ cannot represent that, so its ELBO pays
-# $\mathrm{KL}(q_\phi(z\mid x)\,\|\,p_\theta(z\mid x))$ and it learns four separated blobs with gaps.
+# $\mathrm{KL}(q_\phi(z\mid x)\,\|\,p_\theta(z\mid x))$: its Gaussians cannot tile the plane, so they overlap.
 # AVB's implicit encoder $z = z_\phi(x, \varepsilon)$ can tile the prior (the paper's Figure 6).
 #
 # Because $z$ is two-dimensional we can compute $\log p_\theta(x)=\log\int p_\theta(x\mid z)p(z)\,dz$
@@ -119,10 +119,11 @@ if CLAIMS["avb_above_vae"]:
     assert res["AVB"]["log_px"] > res["VAE"]["log_px"], res
 
 # %% [markdown]
-# ## The posterior tiling (the paper's Fig. 3)
+# ## The posterior tiling (the paper's Figure 6)
 # Posterior samples $z\sim q_\phi(z\mid x)$ for each of the four points, coloured by point; the
-# dashed circle has radius 2 (two prior standard deviations). AVB's four clouds fill the prior and meet at boundaries; the
-# VAE's are Gaussian blobs with unused space between them.
+# dashed circle has radius 2 (two prior standard deviations). AVB's four clouds fill the prior and meet at sharp
+# boundaries; the VAE's Gaussians become four stacked horizontal bands that cover the disc too, but each spills into
+# its neighbours' region, which is what its lower ELBO pays for.
 #
 # Note that AVB's ELBO is an *estimate* (its KL term is the adversary's $T$), not a bound: when $T$
 # underestimates the KL it can come out at or even above the exact $\log p(x)$. The exact quadrature is
