@@ -136,17 +136,18 @@ with torch.no_grad():
     for ax, (name, model) in zip(axes[:2], [("AVB", avb), ("VAE", vae)]):
         for i in range(4):
             z = model.sample_posterior(x4[i].expand(1500, 4)).cpu()
-            ax.scatter(z[:, 0], z[:, 1], s=2, alpha=0.35, color=colors[i], label=f"x = e{i + 1}")
+            ax.scatter(z[:, 0], z[:, 1], s=2, alpha=0.35, color=colors[i], label=f"$x = e_{i}$")
         ax.add_patch(plt.Circle((0, 0), 2.0, fill=False, ls="--", color="k", lw=0.8))
         ax.set(xlim=(-4, 4), ylim=(-4, 4), aspect="equal", xlabel="$z_1$", ylabel="$z_2$",
                title=f"{name}: log p(x) = {res[name]['log_px']:.3f}, ELBO = {res[name]['elbo']:.3f}")
-    axes[0].legend(markerscale=6, loc="upper right", fontsize=8)
+    axes[0].legend(markerscale=6, loc="upper right", fontsize=9)
 learning_curves({"AVB ELBO (adversarial KL)": [{"step": r["step"], "elbo": r["primal/elbo"]} for r in hist_avb],
                  "VAE ELBO": [{"step": r["step"], "elbo": r["model/elbo"]} for r in hist_vae]},
                 "elbo", ax=axes[2], ylabel="training ELBO (nats)")
-axes[2].axhline(FOUR_POINTS_LOG_PX, color="k", ls=":", lw=1, label="optimum -log 4")
+axes[2].axhline(FOUR_POINTS_LOG_PX, color="k", ls=":", lw=1, label=r"optimum $-\log 4$")
 axes[2].set_ylim(-2.2, -1.3)
-axes[2].legend(fontsize=8)
+axes[2].set_title("Training ELBO (batch means)")
+axes[2].legend(fontsize=9)
 fig.suptitle(f"AVB vs VAE on the 4-point toy ({profile} profile, seed {SEED})")
 savefig(fig, "11_avb_toy_posteriors")
 plt.show()
