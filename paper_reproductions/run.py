@@ -89,17 +89,6 @@ def load_param_files(profile: str, only: list[str] | None = None) -> list[dict]:
     return specs
 
 
-def notebook_parameters(nb) -> set[str]:
-    """Names assigned in the notebook's cell tagged ``parameters``."""
-    import ast
-
-    for cell in nb.cells:
-        if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", []):
-            return {t.id for node in ast.parse(cell.source).body if isinstance(node, ast.Assign)
-                    for t in node.targets if isinstance(t, ast.Name)}
-    return set()
-
-
 def _ipc_kernel_manager(prefix: str):
     """A kernel manager class whose kernel talks over local Unix sockets named ``prefix``-N instead of TCP: no open
     port, and no "Kernel is running over TCP without encryption" warning from every kernel on the user's terminal."""
@@ -145,7 +134,7 @@ def run_notebook(spec: dict, profile: str, seed: int, stamp: str, save: bool = T
     from papermill.exceptions import PapermillExecutionError
 
     nb = jupytext.read(NOTEBOOKS_DIR / f"{spec['notebook']}.py")
-    allowed = notebook_parameters(nb)
+    allowed = set(notebook_defaults(NOTEBOOKS_DIR / f"{spec['notebook']}.py"))
     reserved = set(spec["parameters"]) & RESERVED
     if reserved:
         raise ParamFileError(f"{spec['path']}: parameter(s) {sorted(reserved)} are set by the runner (--profile, "

@@ -2,10 +2,10 @@
 (rendering itself: tests/test_report.py)."""
 import json
 
-import jupytext
 import pytest
 import yaml
 
+from lib.notebook import notebook_defaults
 from lib.paths import NOTEBOOKS_DIR
 from paper_reproductions import report, run
 
@@ -15,7 +15,7 @@ def test_every_notebook_has_a_parameter_file_with_known_parameters(profile):
     specs = run.load_param_files(profile)
     assert {s["notebook"] for s in specs} == {p.stem for p in NOTEBOOKS_DIR.glob("[0-9][0-9]_*.py")}
     for spec in specs:
-        allowed = run.notebook_parameters(jupytext.read(NOTEBOOKS_DIR / f"{spec['notebook']}.py"))
+        allowed = set(notebook_defaults(NOTEBOOKS_DIR / f"{spec['notebook']}.py"))
         assert {"PROFILE", "SEED", "RUN_DIR"} <= allowed, spec["notebook"]
         assert set(spec["parameters"]) <= allowed, (spec["path"], set(spec["parameters"]) - allowed)
 
