@@ -19,7 +19,7 @@ import torch
 
 from .paths import ROOT, runs_dir
 
-PROFILES = ("auto", "quick", "full")
+PROFILES = ("auto", "quick", "standard", "full")
 
 
 def resolve_profile(profile: str) -> str:

@@ -153,7 +153,7 @@ def test_weights_of_another_shape_do_not_broadcast_silently():
 def test_unknown_profile_names_the_known_ones():
     from lib.runs import resolve_profile
 
-    with pytest.raises(ValueError, match=r"unknown profile 'fast': use one of \('auto', 'quick', 'full'\)"):
+    with pytest.raises(ValueError, match=r"unknown profile 'fast': use one of \('auto', 'quick', 'standard', 'full'\)"):
         resolve_profile("fast")
 
 
