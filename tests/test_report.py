@@ -164,7 +164,7 @@ def test_a_new_profile_appears_from_the_data(data_dir):
     assert report.profiles_of(report.load_results()) == ["quick", "standard"]
     text = report.build_report()
     assert "### `11_avb_toy_4points` · standard" in text and "Sum, standard profile on CPU (x86_64, 1 threads)" in text
-    assert "| ″ | ″ | standard | -1.390 (1 seed) | **not comparable (standard)** |" in text
+    assert "| ″ | ″ | standard | -1.390 (1 seed) | **inconclusive** |" in text
 
 
 def test_compute_table_from_data_files(data_dir):
