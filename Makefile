@@ -13,6 +13,9 @@ BUILD  := build
 # Tests write figures and runs here, never into the committed figures/.
 # One torch thread: slower than two on an idle 2-core machine (~1.4x), but immune to the ~10x slow-down
 # that two threads suffer there as soon as anything else competes for the CPU.
+# OpenMP worker threads sleep instead of spinning while they wait: the same arithmetic, and no ~10x slow-down of two
+# threads when another process competes for the 2 cores (python -m benchmarks.thread_contention). lib sets the same.
+export OMP_WAIT_POLICY ?= PASSIVE
 TEST_ENV := CI=1 AVAE_NUM_THREADS=1 AVAE_FIGURES_DIR=$(CURDIR)/$(BUILD)/test-figures AVAE_RUNS_DIR=$(CURDIR)/$(BUILD)/test-runs
 
 .PHONY: install browser reproduce test unit notebooks-test lab clean

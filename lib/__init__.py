@@ -14,3 +14,12 @@ its sample scores), ``reconstruction_metrics`` (MSE / RMSE, LPIPS),
 opening and closing, and where each profile's settings live).
 """
 __version__ = "0.1.0"
+
+import os as _os
+
+# Worker threads of torch's OpenMP runtime sleep instead of spinning while they wait (set before torch starts its
+# runtime, i.e. when lib is imported first; the runner, ``make`` and every notebook import it first). It changes no
+# arithmetic. On a 2-core machine shared with one other busy process, two spinning threads ran the quick MLP VAE ~6-14x
+# slower than two passive ones (python -m benchmarks.thread_contention; benchmarks/README.md). An explicit
+# OMP_WAIT_POLICY in the environment wins.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
