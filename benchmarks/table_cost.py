@@ -104,7 +104,8 @@ def rows(experiment: str) -> list[dict]:
             add(name, lambda name=name: registry.build(
                     name, x_shape=X_SHAPE, z_dim=s["z_dim"], arch=s["arch"], hidden=s["hidden"],
                     adversary_hidden=s["adversary_hidden"], adversary_steps=s["discriminator_steps"], n_flows=s["n_flows"]),
-                lambda m: {"primal": s["lr_primal"], "discriminators": s["lr_discriminators"]},
+                lambda m: {p: {"primal": s["lr_primal"], "discriminators": s["lr_discriminators"]}[p]
+                           for p in m.players},  # flow_vae: the primal only
                 s["batch_size"], True, s["steps"], [(s["n_test_ais"], s["ais_steps"], 1)])
     elif experiment == "31_bavae_mnist":
         for name in models:

@@ -34,7 +34,7 @@ def test_every_family_has_test_data_and_the_names_are_those_of_the_families():
     assert set(registry.families()) <= set(FAMILY), "add the new family's data and sizes to FAMILY"
     by_family = [n for f in registry.families() for n in registry.names(f)]
     assert sorted(by_family) == sorted(registry.names()) and len(set(by_family)) == len(by_family)
-    for name in ("vae", "avb", "avb_ac", "asvae", "asvae_r", "asvae_g", "bavae", "bavae_h"):
+    for name in ("vae", "flow_vae", "avb", "avb_ac", "asvae", "asvae_r", "asvae_g", "bavae", "bavae_h"):
         assert registry.entry(name).family == "nets"
     assert registry.names("dcgan") == ("dcgan_vae", "dcgan", "vaegan", "bigan", "avae")
 
