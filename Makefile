@@ -1,5 +1,5 @@
 # The two commands of the README. Each one sets up .venv from pyproject.toml first (once).
-#   make reproduce   run every notebook with papermill (PROFILE=auto|quick|full), regenerate figures/ and
+#   make reproduce   run every notebook with papermill (PROFILE=auto|quick|full), regenerate figures/<profile>/ and
 #                    paper_reproductions/RESULTS.md
 #   make test        unit tests of lib (with JupyterLab in headless Chromium: tests/test_lab_browser.py), then nbval
 #                    over every notebook in the quick profile

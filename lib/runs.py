@@ -114,6 +114,12 @@ def write_json(path: str | os.PathLike, obj) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n").encode())
 
 
+def json_normalized(obj):
+    """``obj`` as :func:`write_json` stores it and ``json.load`` reads it back (tuples as lists, tensors as lists,
+    NumPy scalars as numbers), to compare a value with a stored JSON file."""
+    return json.loads(json.dumps(obj, default=_json_default))
+
+
 def _json_default(o):
     if isinstance(o, (np.floating, np.integer)):
         return o.item()
