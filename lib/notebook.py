@@ -205,7 +205,8 @@ class Notebook:
 
         key: unique within the notebook (e.g. ``f"{name}_ais"``); letters, digits, ``_ - .``. fn: no arguments;
         returns dicts / lists / tuples / tensors / numbers / strings / None (``torch.load(weights_only=True)``: no
-        pickled modules or NumPy objects). Written atomically (:func:`lib.runs.atomic_write_bytes`).
+        pickled modules or NumPy objects); tensors come back on the device they were on (on the CPU where CUDA is
+        absent). Written atomically (:func:`lib.runs.atomic_write_bytes`).
         raises CacheError for a file that cannot be read back (truncated or foreign: delete it to recompute; a file is
         never silently recomputed) and for a result that cannot be stored; ValueError for a bad key; RuntimeError
         before :meth:`start`.
@@ -217,16 +218,16 @@ class Notebook:
         path = self.run_dir / "cache" / f"{key}.pt"
         if path.exists():
             try:
-                blob = torch.load(path, map_location="cpu", weights_only=True)
+                blob = torch.load(path, map_location=None if torch.cuda.is_available() else "cpu", weights_only=True)
                 value, state = blob["value"], blob["rng"]
             except Exception as err:  # truncated, foreign, or holding objects that weights_only refuses
                 raise CacheError(f"{path} cannot be read back ({type(err).__name__}: {err}); delete it to recompute "
                                  "this evaluation") from err
             set_rng_state(_rng_from_storable(state))
-            return _to_device(value, self.device)
+            return value
         value = fn()
         buf = io.BytesIO()
-        torch.save({"key": key, "value": _to_device(value, "cpu"), "rng": _rng_to_storable(rng_state())}, buf)
+        torch.save({"key": key, "value": value, "rng": _rng_to_storable(rng_state())}, buf)
         data = buf.getvalue()
         try:
             torch.load(io.BytesIO(data), weights_only=True)
@@ -239,14 +240,16 @@ class Notebook:
     def finish(self, metrics: dict, skipped: str | None = None) -> dict:
         """Write ``final_metrics.json`` (:func:`lib.runs.finish_run`). returns what was written.
 
-        In rebuild mode: writes nothing; the recomputed ``metrics`` (and ``skipped``) must equal the stored ones.
-        returns the stored record. raises RebuildMismatch naming the differing metrics.
+        In rebuild mode: writes nothing; the recomputed ``metrics`` (and ``skipped``) must equal the stored ones,
+        except the values of wall times (an entry whose ``implementation`` starts with ``"wall time"``), which are
+        only required to be present in both. returns the stored record. raises RebuildMismatch naming the differing metrics.
         """
         if self.rebuild:
             stored = json.loads((self.run_dir / "final_metrics.json").read_text())
             mine = json_normalized(metrics)
             differ = sorted(k for k in set(mine) | set(stored["metrics"])
-                            if _json_text(mine.get(k, "<absent>")) != _json_text(stored["metrics"].get(k, "<absent>")))
+                            if _json_text(mine.get(k, "<absent>")) != _json_text(stored["metrics"].get(k, "<absent>"))
+                            and not (_is_wall_time(mine.get(k)) and _is_wall_time(stored["metrics"].get(k))))
             if differ or skipped != stored.get("skipped"):
                 raise RebuildMismatch(f"the rebuild of {self.run_dir} computed other metrics than its "
                                       f"final_metrics.json: {differ or 'skipped'}; e.g. "
@@ -266,6 +269,11 @@ class Notebook:
         skip_run(self.run_dir, self.experiment, profile=self.profile, seed=self.seed, device=self.device, reason=reason)
 
 
+def _is_wall_time(entry) -> bool:
+    """A metric that measures wall time (its ``implementation`` says so): it differs from run to run by nature."""
+    return isinstance(entry, dict) and str(entry.get("implementation", "")).startswith("wall time")
+
+
 def _json_text(value) -> str:
     """Canonical JSON text: compares NaN equal to NaN (as stored), and floats exactly (repr round-trips)."""
     return json.dumps(value, sort_keys=True)
@@ -282,17 +290,6 @@ def _rng_from_storable(state: dict) -> dict:
 
     kind, keys, pos, has_gauss, gauss = state["numpy"]
     return {**state, "numpy": (kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss)}
-
-
-def _to_device(value, device):
-    """``value`` with every tensor (in dicts, lists, tuples) moved to ``device``."""
-    if isinstance(value, torch.Tensor):
-        return value.to(device)
-    if isinstance(value, dict):
-        return {k: _to_device(v, device) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_to_device(v, device) for v in value)
-    return value
 
 
 def open_notebook(ns: dict, experiment: str, *, notebook: str | None = None, seed: bool = False,

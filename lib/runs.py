@@ -1,7 +1,7 @@
 """Run bookkeeping: profile and device resolution, seeding, run folders, atomic files, environment record.
 
 A run lives in ``runs/<experiment>/<stamp>_s<seed>/`` and holds ``config.json``, ``env.json``,
-``metrics.jsonl``, ``final_metrics.json`` and ``ckpt.pt``.
+``metrics.jsonl``, ``final_metrics.json``, ``ckpt.pt`` and ``cache/`` (evaluations: :meth:`lib.notebook.Notebook.cached`).
 """
 from __future__ import annotations
 

@@ -71,17 +71,21 @@ def test_cached_file_is_plain_data_and_a_damaged_one_is_an_error(tmp_path):
 
 def test_rebuild_mode_writes_nothing_and_checks_config_and_metrics(tmp_path):
     """On a folder with final_metrics.json: start keeps config.json / env.json and refuses another config; finish
-    keeps final_metrics.json, accepts the same metrics (NaN included) and names a differing one."""
+    keeps final_metrics.json, accepts the same metrics (NaN included; a wall time may differ) and names a differing
+    one."""
     folder = start_run("80_tiny", profile="quick", seed=0, device=torch.device("cpu"), config={"steps": 3},
                        run_dir=tmp_path / "run")
+    wall = {"implementation": "wall time of the notebook after start_run, cpu"}
     finish_run(folder, "80_tiny", profile="quick", seed=0, device="cpu",
-               metrics={"a": {"value": 0.1 + 0.2}, "b": {"value": float("nan")}})
+               metrics={"a": {"value": 0.1 + 0.2}, "b": {"value": float("nan")}, "runtime_s": {"value": 9.5, **wall}})
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
     nb = _nb(tmp_path)
     assert nb.rebuild
-    nb.finish({"a": {"value": 0.1 + 0.2}, "b": {"value": float("nan")}})
+    nb.finish({"a": {"value": 0.1 + 0.2}, "b": {"value": float("nan")}, "runtime_s": {"value": 1.25, **wall}})
     with pytest.raises(RebuildMismatch, match=r"\['a'\].*0.30000000000000004"):
-        nb.finish({"a": {"value": 0.3}, "b": {"value": float("nan")}})
+        nb.finish({"a": {"value": 0.3}, "b": {"value": float("nan")}, "runtime_s": {"value": 1.25, **wall}})
+    with pytest.raises(RebuildMismatch, match=r"\['runtime_s'\]"):  # a wall time need not be equal, but present
+        nb.finish({"a": {"value": 0.1 + 0.2}, "b": {"value": float("nan")}})
     with pytest.raises(RebuildMismatch, match=r"config.json differs .* \['steps'\]"):
         Notebook("80_tiny", "quick", torch.device("cpu"), 0, str(folder)).start(config={"steps": 4})
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
@@ -244,3 +248,17 @@ def test_resume_continues_an_interrupted_run_in_its_folder(tiny, monkeypatch, ca
     (tiny / "params" / "80_tiny.quick.yaml").write_text("notebook: 80_tiny\nseeds: [0]\nparameters:\n  STEPS: 20\n")
     assert run.main(["--profile", "quick", "--skip-done"]) == 0
     assert len(list((tiny / "runs" / "80_tiny").iterdir())) == 3
+
+
+def test_every_figure_link_in_the_docs_points_to_a_committed_figure():
+    """README.md and docs/*.md link figures of figures/<profile>/ that exist (none left at the old figures/x.png)."""
+    import re
+
+    links = []
+    for doc in [paths.ROOT / "README.md", *sorted((paths.ROOT / "docs").glob("*.md"))]:
+        for target in re.findall(r"\]\(([^)\s]*figures/[^)\s]+\.png)\)", doc.read_text()):
+            links.append((doc, target, (doc.parent / target).resolve()))
+    assert links, "no figure links found: is the pattern still right?"
+    for doc, target, path in links:
+        assert path.is_file(), f"{doc.name}: {target} does not exist"
+        assert path.parent.parent == paths.ROOT / "figures" and path.parent.name in ("quick", "standard", "full"), target
