@@ -206,7 +206,9 @@ def run_notebook(spec: dict, profile: str, seed: int, stamp: str, save: bool = T
 
     run_dir: an existing run folder to execute in (default: a new ``runs/<experiment>/<stamp>_s<seed>/``): an
     unfinished one is resumed, a finished one rebuilt (:mod:`lib.notebook`). figures: a rebuild of a finished run:
-    the executed notebook goes to ``<notebook>.figures.ipynb`` and the outcome to ``figures.json``; nothing is saved.
+    the executed notebook goes to ``<notebook>.figures.ipynb`` and the outcome to ``figures.json``; nothing is saved;
+    on a CPU the kernel gets the stored run's thread count (``env.json``: ``AVAE_NUM_THREADS``), as sums split over
+    another number of threads may round differently.
     """
     import jupytext
     import papermill
@@ -230,6 +232,11 @@ def run_notebook(spec: dict, profile: str, seed: int, stamp: str, save: bool = T
     t0, started = time.time(), time.strftime("%Y-%m-%dT%H:%M:%S%z")
     sockets = tempfile.mkdtemp(prefix="avae-kernel-")  # short path: Unix socket names are limited to ~100 characters
     executed = run_dir / f"{spec['notebook']}{'.figures' if figures else ''}.ipynb"
+    threads_before = os.environ.get("AVAE_NUM_THREADS")
+    stored_env = _read_json(run_dir / "env.json") or {}
+    if figures and str(stored_env.get("device", "")).startswith("cpu") and stored_env.get("cpu_threads"):
+        # the stored run's CPU thread count: a float sum split over other threads may round differently
+        os.environ["AVAE_NUM_THREADS"] = str(stored_env["cpu_threads"])
     try:
         papermill.execute_notebook(nb, str(executed), parameters=params,
                                    kernel_name="python3", cwd=str(NOTEBOOKS_DIR), progress_bar=False,
@@ -243,6 +250,10 @@ def run_notebook(spec: dict, profile: str, seed: int, stamp: str, save: bool = T
         out.update(ok=False, error=f"{type(err).__name__}: {err}"[:500])
     finally:
         shutil.rmtree(sockets, ignore_errors=True)
+        if threads_before is None:
+            os.environ.pop("AVAE_NUM_THREADS", None)
+        else:
+            os.environ["AVAE_NUM_THREADS"] = threads_before
     out["seconds"] = round(time.time() - t0, 1)
     record = {**out, "notebook": spec["notebook"], "profile": profile, "parameters": spec["parameters"],
               "started": started, **({"resumed": True} if resumed else {})}
