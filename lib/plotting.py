@@ -1,4 +1,4 @@
-"""Plotting helpers: figures saved to ``figures/`` atomically and with fixed metadata, so that an
+"""Plotting helpers: figures saved to ``figures/<profile>/`` atomically and with fixed metadata, so that an
 unchanged regeneration leaves ``git diff`` empty."""
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ _METADATA = {"png": {"Software": None}, "pdf": {"Creator": None, "Producer": Non
 
 
 def savefig(fig, name: str, formats=("png",), dpi: int = 120) -> list:
-    """Save ``fig`` as ``figures/<name>.<fmt>`` for each format; returns the paths written."""
+    """Save ``fig`` as ``figures/<profile>/<name>.<fmt>`` (:func:`lib.paths.figures_dir`) for each format; returns the paths written."""
     paths = []
     for fmt in formats:
         buf = io.BytesIO()

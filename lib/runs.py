@@ -1,7 +1,7 @@
 """Run bookkeeping: profile and device resolution, seeding, run folders, atomic files, environment record.
 
 A run lives in ``runs/<experiment>/<stamp>_s<seed>/`` and holds ``config.json``, ``env.json``,
-``metrics.jsonl``, ``final_metrics.json`` and ``ckpt.pt``.
+``metrics.jsonl``, ``final_metrics.json``, ``ckpt.pt`` and ``cache/`` (evaluations: :meth:`lib.notebook.Notebook.cached`).
 """
 from __future__ import annotations
 
@@ -112,6 +112,12 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 def write_json(path: str | os.PathLike, obj) -> None:
     """Atomically write ``obj`` as indented, key-sorted JSON."""
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n").encode())
+
+
+def json_normalized(obj):
+    """``obj`` as :func:`write_json` stores it and ``json.load`` reads it back (tuples as lists, tensors as lists,
+    NumPy scalars as numbers), to compare a value with a stored JSON file."""
+    return json.loads(json.dumps(obj, default=_json_default))
 
 
 def _json_default(o):

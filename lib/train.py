@@ -188,6 +188,22 @@ class _RunFolder:
         self.truncate_metrics(start)
         return start
 
+    def logged_rows(self, step: int) -> list[dict]:
+        """The rows of ``metrics.jsonl`` logged at or before ``step``, without events (rollbacks): the history a
+        resumed ``fit`` continues (``[]`` when there is no file)."""
+        path = self.path / "metrics.jsonl" if self.path is not None else None
+        if path is None or step == 0 or not path.exists():
+            return []
+        rows = []
+        for line in path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if "event" not in row and row.get("step", 0) <= step:
+                rows.append(row)
+        return rows
+
     def truncate_metrics(self, step: int) -> None:
         if self.writes:
             _truncate_metrics(self.path / "metrics.jsonl", step)
@@ -347,7 +363,9 @@ def fit(method: Method, sampler, *, steps: int, lr: dict[str, float], betas=(0.5
     adversary). compile: None or a ``torch.compile`` mode of :data:`COMPILE_MODES` for ``method.loss``.
     autocast_bf16: run the losses under bf16 autocast. fused_adam: see :func:`make_optimizers` (None: fused on CPU
     and CUDA); recorded in ``fit_config.json``.
-    returns: the logged rows, ``{"step", "<player>/<term>": mean over the interval, ...}``.
+    returns: the logged rows, ``{"step", "<player>/<term>": mean over the interval, ...}``; a resumed run's start
+    with the rows of ``metrics.jsonl`` up to its checkpoint, so a call on a finished run (zero iterations) returns
+    its whole history, and neither ``fit_config.json`` nor ``fit_time.json`` is rewritten.
     raises DivergenceError (a FloatingPointError) naming the iteration, player and terms when a loss term or a
     gradient is not finite (after ``max_rollbacks`` rollbacks in rollback mode); ValueError for bad options.
     """
@@ -357,10 +375,13 @@ def fit(method: Method, sampler, *, steps: int, lr: dict[str, float], betas=(0.5
     rank, world = ddp.rank_and_world()
     folder = _RunFolder(run_dir, writer=rank == 0)
     start = folder.start(method, optimizers, sampler, resume)
-    folder.write_json("fit_config.json", {
-        "steps": steps, "lr": lr, "betas": list(betas), "schedule": method.schedule, "compile": compile,
-        "autocast_bf16": autocast_bf16, "fused_adam": fused_adam, "world_size": world, "on_divergence": on_divergence,
-        "max_rollbacks": max_rollbacks, "rollback_lr_factor": rollback_lr_factor, "resumed_at": start})
+    history: list[dict] = folder.logged_rows(start)  # a resumed run's curve continues from its logged rows
+    if steps > start or folder.path is None or not (folder.path / "fit_config.json").exists():  # a finished run's record stays as it was
+        folder.write_json("fit_config.json", {
+            "steps": steps, "lr": lr, "betas": list(betas), "schedule": method.schedule, "compile": compile,
+            "autocast_bf16": autocast_bf16, "fused_adam": fused_adam, "world_size": world,
+            "on_divergence": on_divergence, "max_rollbacks": max_rollbacks, "rollback_lr_factor": rollback_lr_factor,
+            "resumed_at": start})
     ddp.broadcast_parameters(method)
     if progress is None:
         progress = not os.environ.get("CI")
@@ -371,7 +392,6 @@ def fit(method: Method, sampler, *, steps: int, lr: dict[str, float], betas=(0.5
         if on_divergence == "rollback" else None
 
     method.train()
-    history: list[dict] = []
     meter = _Meter(world > 1, device)
     bar = tqdm(total=steps, initial=start, disable=not progress or rank != 0, desc=desc, leave=False)
     it = start

@@ -96,9 +96,9 @@ x4 = four_points().to(device)
 x_eval = x4.repeat(250, 1)  # 1000 draws, 250 of each point: expectations over q(x) without sampling noise
 res = {}
 for name, model in [("AVB", avb), ("VAE", vae)]:
-    exact = exact_log_px_2d(model.decoder, x4)
-    iw = evaluate_log_px(model, x4, k=5000, batch_size=4)
-    elbo = evaluate_elbo(model, x_eval)
+    exact = nb.cached(f"{name}_exact_log_px", lambda: exact_log_px_2d(model.decoder, x4))
+    iw = nb.cached(f"{name}_iwae", lambda: evaluate_log_px(model, x4, k=5000, batch_size=4))
+    elbo = nb.cached(f"{name}_elbo", lambda: evaluate_elbo(model, x_eval))
     res[name] = dict(log_px=exact.mean().item(), log_px_each=exact.tolist(), iwae=iw["value"], elbo=elbo["value"],
                      kl=elbo["kl"], rec=elbo["rec"])
     print(f"{name}: exact log p(x) = {res[name]['log_px']:.4f} (per point {np.round(exact.tolist(), 3)}), "

@@ -106,15 +106,17 @@ results, histories, models = {}, {}, {}
 for name in model_names:
     seed_everything(SEED)
     model = build(name)
-    untrained = evaluate_log_px(model, x_iwae[:200], k=cfg["k_iwae"])["value"]
+    untrained = nb.cached(f"{name}_untrained_log_px",
+                          lambda: evaluate_log_px(model, x_iwae[:200], k=cfg["k_iwae"])["value"])
     lr = {"model": cfg["lr_vae"]} if name.startswith("vae") else {"primal": cfg["lr_primal"], "adversary": cfg["lr_adversary"]}
     histories[name] = fit(model, BatchSampler(train_x, cfg["batch_size"]), steps=cfg["steps"], lr=lr, betas=cfg["betas"],
                           run_dir=run_dir / name, log_every=max(cfg["steps"] // 40, 1), ckpt_every=max(cfg["steps"] // 10, 1),
                           desc=name)
-    elbo = evaluate_elbo(model, x_elbo)
-    log_px = evaluate_log_px(model, x_iwae, k=cfg["k_iwae"])
-    ais = evaluate_ais(model, x_ais, n_steps=cfg["ais_steps"], n_chains=cfg["ais_chains"],
-                       generator=torch.Generator(device=device).manual_seed(SEED))
+    elbo = nb.cached(f"{name}_elbo", lambda: evaluate_elbo(model, x_elbo))
+    log_px = nb.cached(f"{name}_log_px", lambda: evaluate_log_px(model, x_iwae, k=cfg["k_iwae"]))
+    ais = nb.cached(f"{name}_ais", lambda: evaluate_ais(model, x_ais, n_steps=cfg["ais_steps"],
+                                                        n_chains=cfg["ais_chains"],
+                                                        generator=torch.Generator(device=device).manual_seed(SEED)))
     results[name] = dict(elbo=elbo, log_px=log_px, ais=ais, untrained_log_px=untrained)
     models[name] = model
     print(f"{name:>10}: test ELBO {elbo['value']:8.2f} ± {elbo['sem']:.2f} (rec {elbo['rec']:.1f}, KL {elbo['kl']:.1f})"
@@ -172,8 +174,9 @@ clf = mnist_classifier(seed=0, device=device)
 n = cfg["n_score"]
 domain = DomainScores(x_test, n, clf)  # x_test[:n] is the reference; x_test[n: 2n] is scored against it (held out)
 g = torch.Generator(device=device).manual_seed(SEED)
-scores = {name: domain.score(bernoulli_prior_samples(model.decoder, model.z_dim, n, generator=g))
-          for name, model in models.items()}
+scores = nb.cached("domain_scores",
+                   lambda: {name: domain.score(bernoulli_prior_samples(model.decoder, model.z_dim, n, generator=g))
+                            for name, model in models.items()})
 print(f"classifier: test accuracy {100 * clf.test_accuracy:.2f}% (binarised {100 * clf.test_accuracy_binarized:.2f}%)")
 held = domain.heldout
 print(f"{'held-out test':>14}: MNIST-FD {held['mnist_fd']['value']:8.3f}  MNIST-IS {held['mnist_is']['value']:.2f}")

@@ -129,16 +129,19 @@ results, histories, models = {}, {}, {}
 for name in model_names:
     seed_everything(SEED)
     model = build(name)
-    untrained = evaluate_log_px(model, x_iwae[:200], k=cfg["k_iwae"])["value"]
+    untrained = nb.cached(f"{name}_untrained_log_px",
+                          lambda: evaluate_log_px(model, x_iwae[:200], k=cfg["k_iwae"])["value"])
     histories[name] = fit(model, BatchSampler(train_x, cfg["batch_size"]), steps=cfg["steps"],
                           lr={p: LR[p] for p in model.players}, betas=cfg["betas"],
                           run_dir=run_dir / name, log_every=max(cfg["steps"] // 40, 1),
                           ckpt_every=max(cfg["steps"] // 10, 1), desc=name)
-    elbo = evaluate_elbo(model, x_elbo)
-    log_px = evaluate_log_px(model, x_iwae, k=cfg["k_iwae"])
-    ais = evaluate_ais(model, x_ais, n_steps=cfg["ais_steps"], n_chains=cfg["ais_chains"],
-                       generator=torch.Generator(device=device).manual_seed(SEED))
-    results[name] = dict(elbo=elbo, log_px=log_px, ais=ais, untrained_log_px=untrained, **reconstruction_error(model, x_elbo))
+    elbo = nb.cached(f"{name}_elbo", lambda: evaluate_elbo(model, x_elbo))
+    log_px = nb.cached(f"{name}_log_px", lambda: evaluate_log_px(model, x_iwae, k=cfg["k_iwae"]))
+    ais = nb.cached(f"{name}_ais", lambda: evaluate_ais(model, x_ais, n_steps=cfg["ais_steps"],
+                                                        n_chains=cfg["ais_chains"],
+                                                        generator=torch.Generator(device=device).manual_seed(SEED)))
+    results[name] = dict(elbo=elbo, log_px=log_px, ais=ais, untrained_log_px=untrained,
+                         **nb.cached(f"{name}_reconstruction", lambda: reconstruction_error(model, x_elbo)))
     models[name] = model
     print(f"{LABEL[name]:>9}: test -ELBO {-elbo['value']:7.2f} ± {elbo['sem']:.2f} (rec {-elbo['rec']:.1f}, KL {elbo['kl']:.1f})"
           f" | IWAE-{cfg['k_iwae']} {log_px['value']:8.2f} ± {log_px['sem']:.2f}"
@@ -184,8 +187,9 @@ plt.show()
 n = cfg["n_score"]
 domain = DomainScores(x_test, n, mnist_classifier(seed=0, device=device))  # reference x_test[:n]; held out x_test[n: 2n]
 g = torch.Generator(device=device).manual_seed(SEED)
-scores = {name: domain.score(bernoulli_prior_samples(model.decoder, model.z_dim, n, generator=g))
-          for name, model in models.items()}
+scores = nb.cached("domain_scores",
+                   lambda: {name: domain.score(bernoulli_prior_samples(model.decoder, model.z_dim, n, generator=g))
+                            for name, model in models.items()})
 held = domain.heldout
 print(f"{'held-out test':>14}: MNIST-FD {held['mnist_fd']['value']:8.3f}  MNIST-IS {held['mnist_is']['value']:.2f}")
 for name, sc in scores.items():

@@ -148,7 +148,7 @@ def mode_masses(x: torch.Tensor) -> dict:
 seed_everything(SEED)
 toy_vae = VAE(NoCode(), GaussianDecoder(1, (1,), hidden=(64, 64))).to(device)  # learned scale
 fit(toy_vae, BimodalPixel(cfg["toy_batch"], torch.Generator(device=device).manual_seed(SEED)), steps=cfg["toy_steps"],
-    lr={"model": 1e-3}, progress=False)
+    lr={"model": 1e-3}, progress=False, run_dir=run_dir / "toy_vae")
 toy_bavae = {}
 for loss in ("minimax", "nonsaturating"):
     seed_everything(SEED)
@@ -156,7 +156,8 @@ for loss in ("minimax", "nonsaturating"):
                             Adversary(1, 1, (64, 64), analytic_prior=False), Adversary(1, 1, (64, 64), analytic_prior=False),
                             t_max=cfg["t_max"], generator_loss=loss).to(device)
     fit(toy_bavae[loss], BimodalPixel(cfg["toy_batch"], torch.Generator(device=device).manual_seed(SEED)),
-        steps=cfg["toy_steps"], lr={"primal": 1e-3, "discriminators": 2e-3}, progress=False)
+        steps=cfg["toy_steps"], lr={"primal": 1e-3, "discriminators": 2e-3}, progress=False,
+        run_dir=run_dir / f"toy_bavae_{loss}")
 
 with torch.no_grad():
     gen = torch.Generator(device=device).manual_seed(SEED + 1)
@@ -274,22 +275,29 @@ plt.show()
 n = cfg["n_score"]
 domain = DomainScores(x_test, n, mnist_classifier(seed=0, device=device))  # reference x_test[:n]; held out x_test[n: 2n]
 x_rec_in = x_test[2 * n: 3 * n] if 3 * n <= len(x_test) else x_test[-n:]
-scores, recs, fid = {}, {}, {}
-for name, model in models.items():
-    g = torch.Generator(device=device).manual_seed(SEED)
-    fake = torch.cat([decode(name, model, torch.randn(500, cfg["z_dim"], generator=g, device=device), g)
-                      for _ in range(0, n, 500)])[:n]
-    scores[name] = domain.score(fake)
-    rec = reconstruct(name, model, x_rec_in, g)
-    recs[name] = {"rec": reconstruction_errors(x_rec_in, rec)["mse"],
-                  "other": reconstruction_errors(x_rec_in.roll(1, 0), rec)["mse"]}
-    if cfg["n_fid"]:
-        try:
-            big = torch.cat([decode(name, model, torch.randn(500, cfg["z_dim"], generator=g, device=device), g)
-                             for _ in range(0, cfg["n_fid"], 500)])[: cfg["n_fid"]]
-            fid[name] = inception_metrics(x_test[: cfg["n_fid"]], big, device=device, split="test")["fid"]
-        except MetricUnavailable as err:
-            print("FID skipped:", err)
+
+
+def sample_and_reconstruction_scores():
+    scores, recs, fid = {}, {}, {}
+    for name, model in models.items():
+        g = torch.Generator(device=device).manual_seed(SEED)
+        fake = torch.cat([decode(name, model, torch.randn(500, cfg["z_dim"], generator=g, device=device), g)
+                          for _ in range(0, n, 500)])[:n]
+        scores[name] = domain.score(fake)
+        rec = reconstruct(name, model, x_rec_in, g)
+        recs[name] = {"rec": reconstruction_errors(x_rec_in, rec)["mse"],
+                      "other": reconstruction_errors(x_rec_in.roll(1, 0), rec)["mse"]}
+        if cfg["n_fid"]:
+            try:
+                big = torch.cat([decode(name, model, torch.randn(500, cfg["z_dim"], generator=g, device=device), g)
+                                 for _ in range(0, cfg["n_fid"], 500)])[: cfg["n_fid"]]
+                fid[name] = inception_metrics(x_test[: cfg["n_fid"]], big, device=device, split="test")["fid"]
+            except MetricUnavailable as err:
+                print("FID skipped:", err)
+    return scores, recs, fid
+
+
+scores, recs, fid = nb.cached("sample_and_reconstruction_scores", sample_and_reconstruction_scores)
 
 with torch.no_grad():
     kl = {}
@@ -299,7 +307,7 @@ with torch.no_grad():
             kl[name] = float(D.kl_divergence(model.encoder(xs), model.prior(device)).mean())
         else:
             kl[name] = float(model.game_values(xs, model.game_samples(xs))["V_I"])
-    vae_elbo = evaluate_elbo(models["vae"], x_test[:2000]) if "vae" in models else None
+    vae_elbo = nb.cached("vae_elbo", lambda: evaluate_elbo(models["vae"], x_test[:2000])) if "vae" in models else None
 
 table = pd.DataFrame({LABEL[k]: {"MNIST-FD (lower better)": scores[k]["mnist_fd"]["value"],
                                  "MNIST-IS (higher better)": scores[k]["mnist_is"]["value"],

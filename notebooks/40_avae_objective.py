@@ -231,7 +231,7 @@ def train_gan(seed: int, lz_weight: float) -> tuple[ToyAVAEGenerator, list, floa
     t0 = time.perf_counter()
     hist = fit(m, Batches(SETTINGS["gan_batch"]), steps=SETTINGS["gan_steps"],
                lr={"discriminator": SETTINGS["gan_lr"], "generator": SETTINGS["gan_lr"]}, betas=(0.5, 0.999),
-               log_every=100, progress=False)
+               log_every=100, progress=False, run_dir=run_dir / f"gan_s{seed}_lz{lz_weight:g}")
     return m, hist, time.perf_counter() - t0
 
 

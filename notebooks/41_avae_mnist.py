@@ -200,41 +200,47 @@ def samples(model, count):
     return torch.cat([model.sample(500) for _ in range(0, count, 500)])[:count]
 
 
-scores, recs, lpips, fid = {}, {}, {}, {}
-lpips_ok, avae_dec = True, None
-for name, model in models.items():
-    torch.manual_seed(SEED)
-    if DOMAIN:
-        scores[name] = domain.score(samples(model, n))
-    try:
-        rec = model.reconstruct(x_rec_in)
-    except NotImplementedError:
-        rec = None
-    if rec is not None:
-        recs[name] = {"rec": reconstruction_errors(x_rec_in, rec)["mse"],
-                      "other": reconstruction_errors(x_rec_in.roll(1, 0), rec)["mse"]}
-        if lpips_ok:
-            try:
-                lpips[name] = lpips_distance(x_lpips, rec[: len(x_lpips)], device=device)
-            except MetricUnavailable as err:
-                lpips_ok = False
-                print("LPIPS skipped:", err)
-    if name == "avae":
-        avae_dec = reconstruction_errors(x_rec_in, model.reconstruct_vae(x_rec_in))["mse"]
-    if cfg["n_fid"]:
+def sample_and_reconstruction_scores():
+    scores, recs, lpips, fid = {}, {}, {}, {}
+    lpips_ok, avae_dec = True, None
+    for name, model in models.items():
+        torch.manual_seed(SEED)
+        if DOMAIN:
+            scores[name] = domain.score(samples(model, n))
         try:
-            fid[name] = inception_metrics(x_test[: cfg["n_fid"]], samples(model, cfg["n_fid"]), device=device,
-                                          split="test")["fid"]
-        except MetricUnavailable as err:
-            print("FID skipped:", err)
-if cfg["n_fid"] and fid:
-    try:
-        fid_ref = inception_metrics(x_test[: cfg["n_fid"] // 2], x_test[cfg["n_fid"] // 2: cfg["n_fid"]], device=device,
-                                    split="test")["fid"]
-    except MetricUnavailable:
+            rec = model.reconstruct(x_rec_in)
+        except NotImplementedError:
+            rec = None
+        if rec is not None:
+            recs[name] = {"rec": reconstruction_errors(x_rec_in, rec)["mse"],
+                          "other": reconstruction_errors(x_rec_in.roll(1, 0), rec)["mse"]}
+            if lpips_ok:
+                try:
+                    lpips[name] = lpips_distance(x_lpips, rec[: len(x_lpips)], device=device)
+                except MetricUnavailable as err:
+                    lpips_ok = False
+                    print("LPIPS skipped:", err)
+        if name == "avae":
+            avae_dec = reconstruction_errors(x_rec_in, model.reconstruct_vae(x_rec_in))["mse"]
+        if cfg["n_fid"]:
+            try:
+                fid[name] = inception_metrics(x_test[: cfg["n_fid"]], samples(model, cfg["n_fid"]), device=device,
+                                              split="test")["fid"]
+            except MetricUnavailable as err:
+                print("FID skipped:", err)
+    if cfg["n_fid"] and fid:
+        try:
+            fid_ref = inception_metrics(x_test[: cfg["n_fid"] // 2], x_test[cfg["n_fid"] // 2: cfg["n_fid"]], device=device,
+                                        split="test")["fid"]
+        except MetricUnavailable:
+            fid_ref = None
+    else:
         fid_ref = None
-else:
-    fid_ref = None
+    return scores, recs, lpips, fid, avae_dec, fid_ref
+
+
+scores, recs, lpips, fid, avae_dec, fid_ref = nb.cached("sample_and_reconstruction_scores",
+                                                       sample_and_reconstruction_scores)
 
 rows = {}
 for k in models:

@@ -102,8 +102,9 @@ exact_lg = linear_gaussian_log_px(x_lg, W, b, lg["s"])
 ll_lg = linear_gaussian_log_likelihood(W, b, lg["s"])
 lg_rows = []
 for T in cfg["lg_steps"]:
-    out = ais_log_px(ll_lg, x_lg, lg["z_dim"], n_steps=T, n_chains=cfg["lg_chains"], n_leapfrog=cfg["n_leapfrog"],
-                     target_accept=cfg["target_accept"], generator=gen(T))
+    out = nb.cached(f"linear_gaussian_ais_T{T}", lambda: ais_log_px(
+        ll_lg, x_lg, lg["z_dim"], n_steps=T, n_chains=cfg["lg_chains"], n_leapfrog=cfg["n_leapfrog"],
+        target_accept=cfg["target_accept"], generator=gen(T)))
     err = out["log_px"] - exact_lg
     rel = float(err.mean() / exact_lg.mean().abs())
     lg_rows.append(dict(T=T, mean=out["mean"], exact=float(exact_lg.mean()), err=float(err.mean()),
@@ -148,7 +149,7 @@ hist = fit(vae, BatchSampler(mnist["train"].images.to(device), cfg["batch_size"]
            lr={"model": cfg["lr"]}, run_dir=run_dir / "vae", log_every=max(cfg["vae_steps"] // 20, 1),
            ckpt_every=cfg["vae_steps"], desc="VAE")
 vae.eval()
-elbo = evaluate_elbo(vae, x_test)
+elbo = nb.cached("vae_elbo", lambda: evaluate_elbo(vae, x_test))
 print(f"test ELBO {elbo['value']:.2f} ± {elbo['sem']:.2f} nats ({bits_per_dim(elbo['value'], 784):.4f} bits/dim)")
 
 # %% [markdown]
@@ -163,8 +164,9 @@ x_sim, z_sim = simulate(vae.decoder, cfg["bdmc_images"], cfg["z_dim"], generator
 bdmc_rows = []
 for T in cfg["bdmc_steps"]:
     t0 = time.perf_counter()
-    out = bdmc(vae.decoder.log_prob, x_sim, z_sim, cfg["z_dim"], n_steps=T, n_chains=cfg["bdmc_chains"],
-               n_leapfrog=cfg["n_leapfrog"], target_accept=cfg["target_accept"], generator=gen(100 + T))
+    out = nb.cached(f"bdmc_T{T}", lambda: bdmc(vae.decoder.log_prob, x_sim, z_sim, cfg["z_dim"], n_steps=T,
+                                              n_chains=cfg["bdmc_chains"], n_leapfrog=cfg["n_leapfrog"],
+                                              target_accept=cfg["target_accept"], generator=gen(100 + T)))
     gap_mean, gap_sem = mean_sem(out["gap"].cpu())
     bdmc_rows.append(dict(T=T, forward=out["forward"]["mean"], reverse=out["reverse"]["mean"], gap=gap_mean,
                           gap_sem=gap_sem, seconds=time.perf_counter() - t0))
@@ -181,8 +183,9 @@ assert bdmc_rows[-1]["gap"] < bdmc_rows[0]["gap"] / 4, f"BDMC gap does not shrin
 # negative control: with the *wrong* generating latents (shuffled), reverse AIS is no upper bound and can fall
 # below forward AIS: the sandwich relies on z being an exact posterior sample.
 perm = torch.roll(torch.arange(cfg["bdmc_images"], device=device), 1)
-wrong = bdmc(vae.decoder.log_prob, x_sim, z_sim[perm], cfg["z_dim"], n_steps=cfg["bdmc_steps"][0],
-             n_chains=cfg["bdmc_chains"], generator=gen(7))
+wrong = nb.cached("bdmc_shuffled_z", lambda: bdmc(vae.decoder.log_prob, x_sim, z_sim[perm], cfg["z_dim"],
+                                                  n_steps=cfg["bdmc_steps"][0], n_chains=cfg["bdmc_chains"],
+                                                  generator=gen(7)))
 print(f"negative control (shuffled z, T={cfg['bdmc_steps'][0]}): gap {wrong['gap_mean']:.1f} nats "
       f"against {bdmc_rows[0]['gap']:.2f} with the true z")
 assert wrong["gap_mean"] < bdmc_rows[0]["gap"] - 5
@@ -212,15 +215,19 @@ plt.show()
 iwae_rows = []
 for k in cfg["iwae_k"]:
     torch.manual_seed(SEED)
-    lp = torch.cat([iwae_log_px(vae, x_test[i:i + 100], k=k).cpu() for i in range(0, x_test.shape[0], 100)])
+    lp = nb.cached(f"vae_iwae_k{k}", lambda: torch.cat([iwae_log_px(vae, x_test[i:i + 100], k=k).cpu()
+                                                        for i in range(0, x_test.shape[0], 100)]))
     iwae_rows.append(dict(k=k, values=lp, mean=mean_sem(lp)[0], sem=mean_sem(lp)[1]))
     print(f"IWAE-{k:<6}: {iwae_rows[-1]['mean']:9.3f} ± {iwae_rows[-1]['sem']:.3f}")
 ais_rows = []
 for T in cfg["ais_steps"]:
-    t0 = time.perf_counter()
-    out = evaluate_ais(vae, x_test, n_steps=T, n_chains=cfg["ais_chains"], n_leapfrog=cfg["n_leapfrog"],
-                       target_accept=cfg["target_accept"], generator=gen(200 + T))
-    secs = time.perf_counter() - t0
+    def timed_ais(T=T):  # the seconds are a metric: stored with the result
+        t0 = time.perf_counter()
+        out = evaluate_ais(vae, x_test, n_steps=T, n_chains=cfg["ais_chains"], n_leapfrog=cfg["n_leapfrog"],
+                           target_accept=cfg["target_accept"], generator=gen(200 + T))
+        return out, time.perf_counter() - t0
+
+    out, secs = nb.cached(f"vae_ais_T{T}", timed_ais)
     ais_rows.append(dict(T=T, values=out["log_px"], mean=out["value"], sem=out["sem"], seconds=secs, out=out))
     print(f"AIS T={T:<5}: {out['value']:9.3f} ± {out['sem']:.3f}  acceptance {out['accept_rate']:.2f}  ({secs:.1f} s, "
           f"{1000 * secs / x_test.shape[0]:.0f} s per 1000 images)")

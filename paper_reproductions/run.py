@@ -4,6 +4,8 @@
     python -m paper_reproductions.run --profile quick --only 11_avb_toy_4points --seeds 0 1 2
     python -m paper_reproductions.run --profile quick --only 12_avb_mnist -p STEPS 100   # a parameter overridden
     python -m paper_reproductions.run --results-only     # re-render RESULTS.md = python -m paper_reproductions.report
+    python -m paper_reproductions.run --figures --profile quick [--only 21_asvae_mnist]   # figures from stored runs
+    python -m paper_reproductions.run --profile standard --resume --skip-done   # continue a run over several sittings
 
 For each parameter file ``params/<experiment>.<profile>.yaml`` of the chosen profile, and for each
 of its seeds, the notebook ``notebooks/<notebook>.py`` is read with jupytext, executed by papermill
@@ -15,10 +17,29 @@ from the data files (:func:`paper_reproductions.report.write_report`).
 Every notebook runs even when one fails; the runner then exits 1 naming each failed notebook and cell. A notebook
 that stops with ``lib.runs.ExperimentSkipped`` (its data are absent here) is a clean skip: recorded in ``skipped.json``
 of its experiment and profile, it never removes or overwrites results obtained elsewhere.
+
+Three ways to use runs already on disk (``runs/<experiment>/``):
+
+* ``--figures``: redraw every figure from the stored runs, without training or evaluating again. For each experiment
+  and seed the newest *completed* run folder of the profile (``runner.json`` ok, with this profile and the parameter
+  file's parameters; ``final_metrics.json`` present) is executed again with ``RUN_DIR`` = that folder: the notebook
+  runs in rebuild mode (:mod:`lib.notebook`): ``fit`` resumes from each final checkpoint (zero iterations), evaluations
+  wrapped in ``nb.cached`` are loaded with their RNG states, the figures go to ``figures/<profile>/``, and
+  ``nb.finish`` checks that the recomputed metrics equal the stored ``final_metrics.json`` (a rebuild that computes
+  another number fails). The executed notebook is saved as ``<notebook>.figures.ipynb`` in that folder and the
+  outcome as ``figures.json``; no data file, no RESULTS.md, no stored record is rewritten. An experiment/seed without
+  a completed run is named, the others go on, and the exit status is 1.
+* ``--resume``: an experiment/seed whose newest run folder of the profile is unfinished (no ``final_metrics.json``:
+  interrupted, or failed) runs again *in that folder*: ``fit`` resumes from ``ckpt.pt`` and cached evaluations are
+  reused. Others run afresh.
+* ``--skip-done``: an experiment/seed whose data file ``results/<experiment>/<profile>/seed<N>.json`` exists with the
+  parameter file's current parameters is not run again (a long profile run over several sittings).
+  ``make reproduce`` passes ``--resume --skip-done`` for the standard and full profiles.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -29,7 +50,7 @@ import yaml
 
 from lib.notebook import ParameterError, check_parameters, notebook_defaults
 from lib.paths import NOTEBOOKS_DIR, REPRO_DIR, runs_dir
-from lib.runs import PROFILES, resolve_profile, write_json
+from lib.runs import PROFILES, json_normalized, resolve_profile, write_json
 from paper_reproductions import report
 
 PARAMS_DIR = REPRO_DIR / "params"
@@ -123,11 +144,71 @@ def _scalar(text: str):
     return yaml.safe_load(text)
 
 
-def run_notebook(spec: dict, profile: str, seed: int, stamp: str, save: bool = True) -> dict:
+def _read_json(path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _folders(experiment: str, seed: int) -> list:
+    """``runs/<experiment>/*_s<seed>/`` folders, newest (largest stamp) first."""
+    root = runs_dir() / experiment
+    return sorted((p for p in root.glob(f"*_s{seed}") if p.is_dir()), key=lambda p: p.name, reverse=True) \
+        if root.exists() else []
+
+
+def _same_parameters(a: dict, b: dict) -> bool:
+    return json.dumps(json_normalized(a), sort_keys=True) == json.dumps(json_normalized(b), sort_keys=True)
+
+
+def completed_run(spec: dict, profile: str, seed: int):
+    """The newest run folder of ``spec``'s experiment and ``seed`` that the runner completed in ``profile`` with the
+    parameter file's parameters (``runner.json``: ok, not skipped, same profile and parameters;
+    ``final_metrics.json`` present), or None."""
+    for folder in _folders(spec["experiment"], seed):
+        runner = _read_json(folder / "runner.json") or {}
+        if (runner.get("ok") and not runner.get("skipped") and runner.get("profile") == profile
+                and _same_parameters(runner.get("parameters", {}), spec["parameters"])
+                and (folder / "final_metrics.json").exists()):
+            return folder
+    return None
+
+
+def unfinished_run(spec: dict, profile: str, seed: int):
+    """The newest run folder of ``spec``'s experiment and ``seed`` in ``profile`` (its ``config.json``, written when
+    the notebook starts), when it has no ``final_metrics.json`` (interrupted, or failed) and was not started with
+    other parameters (``runner.json``, when present); else None."""
+    for folder in _folders(spec["experiment"], seed):
+        config = _read_json(folder / "config.json") or {}
+        if config.get("profile") != profile:
+            continue
+        runner = _read_json(folder / "runner.json")
+        if (folder / "final_metrics.json").exists() or \
+                (runner is not None and not _same_parameters(runner.get("parameters", {}), spec["parameters"])):
+            return None
+        return folder
+    return None
+
+
+def is_done(spec: dict, profile: str, seed: int) -> bool:
+    """True when the data file ``results/<experiment>/<profile>/seed<N>.json`` exists with ``spec``'s parameters."""
+    rec = _read_json(report.DATA_DIR / spec["experiment"] / profile / f"seed{seed}.json")
+    return bool(rec) and "metrics" in rec and _same_parameters(rec.get("parameters", {}), spec["parameters"])
+
+
+def run_notebook(spec: dict, profile: str, seed: int, stamp: str, save: bool = True, run_dir=None,
+                 figures: bool = False) -> dict:
     """Execute one notebook for one seed. returns {experiment, seed, run_dir, ok, error, seconds, data_file}; the
     outcome is also written to ``run_dir/runner.json`` (with the profile, parameters and start time), and a run that
     did not fail is saved to its data file (``data_file``: its path, or None; see :mod:`paper_reproductions.report`)
     unless ``save`` is False (runs with parameters overridden on the command line are not the profile's results).
+
+    run_dir: an existing run folder to execute in (default: a new ``runs/<experiment>/<stamp>_s<seed>/``): an
+    unfinished one is resumed, a finished one rebuilt (:mod:`lib.notebook`). figures: a rebuild of a finished run:
+    the executed notebook goes to ``<notebook>.figures.ipynb`` and the outcome to ``figures.json``; nothing is saved;
+    on a CPU the kernel gets the stored run's thread count (``env.json``: ``AVAE_NUM_THREADS``), as sums split over
+    another number of threads may round differently.
     """
     import jupytext
     import papermill
@@ -143,14 +224,21 @@ def run_notebook(spec: dict, profile: str, seed: int, stamp: str, save: bool = T
     if unknown:
         raise ParamFileError(f"{spec['path']}: unknown parameter(s) {sorted(unknown)} for notebook "
                              f"{spec['notebook']}; it takes {sorted(allowed - RESERVED)}")
-    run_dir = runs_dir() / spec["experiment"] / f"{stamp}_s{seed}"
+    resumed = run_dir is not None and not figures
+    run_dir = run_dir or runs_dir() / spec["experiment"] / f"{stamp}_s{seed}"
     run_dir.mkdir(parents=True, exist_ok=True)
     params = {**spec["parameters"], "PROFILE": profile, "SEED": seed, "RUN_DIR": str(run_dir)}
     out = {"experiment": spec["experiment"], "seed": seed, "run_dir": str(run_dir), "ok": True, "error": None}
     t0, started = time.time(), time.strftime("%Y-%m-%dT%H:%M:%S%z")
     sockets = tempfile.mkdtemp(prefix="avae-kernel-")  # short path: Unix socket names are limited to ~100 characters
+    executed = run_dir / f"{spec['notebook']}{'.figures' if figures else ''}.ipynb"
+    threads_before = os.environ.get("AVAE_NUM_THREADS")
+    stored_env = _read_json(run_dir / "env.json") or {}
+    if figures and str(stored_env.get("device", "")).startswith("cpu") and stored_env.get("cpu_threads"):
+        # the stored run's CPU thread count: a float sum split over other threads may round differently
+        os.environ["AVAE_NUM_THREADS"] = str(stored_env["cpu_threads"])
     try:
-        papermill.execute_notebook(nb, str(run_dir / f"{spec['notebook']}.ipynb"), parameters=params,
+        papermill.execute_notebook(nb, str(executed), parameters=params,
                                    kernel_name="python3", cwd=str(NOTEBOOKS_DIR), progress_bar=False,
                                    kernel_manager_class=_ipc_kernel_manager(os.path.join(sockets, "k")))
     except PapermillExecutionError as err:
@@ -162,10 +250,15 @@ def run_notebook(spec: dict, profile: str, seed: int, stamp: str, save: bool = T
         out.update(ok=False, error=f"{type(err).__name__}: {err}"[:500])
     finally:
         shutil.rmtree(sockets, ignore_errors=True)
+        if threads_before is None:
+            os.environ.pop("AVAE_NUM_THREADS", None)
+        else:
+            os.environ["AVAE_NUM_THREADS"] = threads_before
     out["seconds"] = round(time.time() - t0, 1)
-    write_json(run_dir / "runner.json", {**out, "notebook": spec["notebook"], "profile": profile,
-                                         "parameters": spec["parameters"], "started": started})
-    out["data_file"] = report.save_run(run_dir) if out["ok"] and save else None
+    record = {**out, "notebook": spec["notebook"], "profile": profile, "parameters": spec["parameters"],
+              "started": started, **({"resumed": True} if resumed else {})}
+    write_json(run_dir / ("figures.json" if figures else "runner.json"), record)
+    out["data_file"] = report.save_run(run_dir) if out["ok"] and save and not figures else None
     return out
 
 
@@ -179,9 +272,21 @@ def main(argv=None) -> int:
                          "VALUE read as YAML, e.g. -p STEPS 100); the notebook rejects names it does not define")
     ap.add_argument("--results-only", action="store_true",
                     help="only re-render RESULTS.md from the data files (same as python -m paper_reproductions.report)")
+    ap.add_argument("--figures", action="store_true",
+                    help="redraw the figures from each experiment/seed's newest completed run of the profile, without "
+                         "training or evaluating again; no data file or RESULTS.md is written")
+    ap.add_argument("--resume", action="store_true",
+                    help="run an experiment/seed whose newest run of the profile is unfinished again in its folder "
+                         "(training resumes from its checkpoints, cached evaluations are reused)")
+    ap.add_argument("--skip-done", action="store_true",
+                    help="skip an experiment/seed whose data file exists with the parameter file's parameters")
     args = ap.parse_args(argv)
     profile = resolve_profile(args.profile)
-    failures = []
+    if args.figures and (args.results_only or args.resume or args.skip_done or args.parameter):
+        print("error: --figures redraws stored runs as they are; it takes no --results-only, --resume, --skip-done or "
+              "-p", file=sys.stderr)
+        return 2
+    failures, missing = [], []
     if not args.results_only:
         try:
             specs = load_param_files(profile, args.only)
@@ -191,30 +296,55 @@ def main(argv=None) -> int:
             print(f"error: {err}", file=sys.stderr)
             return 2
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        print(f"profile {profile}: {len(specs)} experiment(s) -> {runs_dir()}", flush=True)
+        what = "figures from the stored runs of" if args.figures else "profile"
+        print(f"{what} {profile}: {len(specs)} experiment(s) -> {runs_dir()}", flush=True)
         if overrides:
             print(f"parameters {overrides} override the parameter files: these runs stay in {runs_dir()} and are not "
                   "saved to the results data", flush=True)
         for spec in specs:
             for seed in args.seeds if args.seeds else spec["seeds"]:
+                run_dir, note = None, ""
+                if args.figures:
+                    run_dir = completed_run(spec, profile, seed)
+                    if run_dir is None:
+                        print(f"  {spec['experiment']} seed {seed}: NO COMPLETED RUN of profile {profile} in "
+                              f"{runs_dir() / spec['experiment']}; its figures are not rebuilt", flush=True)
+                        missing.append((spec["experiment"], seed))
+                        continue
+                else:
+                    if args.skip_done and not overrides and is_done(spec, profile, seed):
+                        print(f"  {spec['experiment']} seed {seed}: done (its data file has these parameters), "
+                              "skipped", flush=True)
+                        continue
+                    if args.resume:
+                        run_dir = unfinished_run(spec, profile, seed)
+                        note = " (resumed)" if run_dir is not None else ""
                 try:
-                    res = run_notebook(spec, profile, seed, stamp, save=not overrides)
+                    res = run_notebook(spec, profile, seed, stamp, save=not overrides, run_dir=run_dir,
+                                       figures=args.figures)
                 except ParamFileError as err:
                     print(f"error: {err}", file=sys.stderr)
                     return 2
                 status = (f"FAILED at {res['error']}" if not res["ok"]
                           else f"skipped: {res['skipped']}" if res.get("skipped") else "ok")
-                print(f"  {spec['experiment']} seed {seed}: {status} ({res['seconds']} s) -> {res['run_dir']}", flush=True)
+                print(f"  {spec['experiment']} seed {seed}: {status}{note} ({res['seconds']} s) -> {res['run_dir']}",
+                      flush=True)
                 if not res["ok"]:
                     failures.append(res)
-    print(f"wrote {report.write_report()}")
+    if not args.figures:
+        print(f"wrote {report.write_report()}")
+    if missing:
+        print(f"\n{len(missing)} experiment/seed(s) have no completed run of profile {profile} to rebuild figures from "
+              "(run them first: python -m paper_reproductions.run --profile " + profile + " --only ...):",
+              file=sys.stderr)
+        for experiment, seed in missing:
+            print(f"  - {experiment} (seed {seed})", file=sys.stderr)
     if failures:
         print(f"\n{len(failures)} notebook run(s) failed:", file=sys.stderr)
         for f in failures:
             print(f"  - {f['experiment']} (seed {f['seed']}): {f['error']}\n    executed notebook: {f['run_dir']}",
                   file=sys.stderr)
-        return 1
-    return 0
+    return 1 if failures or missing else 0
 
 
 if __name__ == "__main__":

@@ -283,9 +283,9 @@ def test_results_md_and_figures_are_written_atomically(tmp_path, monkeypatch):
         paths = plotting.savefig(fig, "probe", formats=("png", "pdf"))
     finally:
         plt.close(fig)
-    assert [c[0] for c in calls] == paths == [tmp_path / "figures" / "probe.png", tmp_path / "figures" / "probe.pdf"]
+    assert [c[0] for c in calls] == paths == [tmp_path / "figures" / "quick" / "probe.png", tmp_path / "figures" / "quick" / "probe.pdf"]
     assert calls[0][1].startswith(b"\x89PNG") and calls[1][1].startswith(b"%PDF")
-    assert not any((tmp_path / "figures").iterdir())
+    assert not any(p.is_file() for p in (tmp_path / "figures").rglob("*"))
 
 
 # ------------------------------------------------------------------------------------------------ determinism

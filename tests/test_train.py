@@ -77,9 +77,33 @@ def test_resume_reproduces_an_uninterrupted_run(tmp_path):
     c = _avb(adversary_steps=2)
     hist = fit(c, FourPointSampler(32), steps=10, lr={"adversary": 1e-3, "primal": 1e-3}, run_dir=tmp_path / "b",
                progress=False, log_every=1)
-    assert hist[0]["step"] == 7  # resumed after step 6
+    # resumed after step 6: the history starts with the row logged by the first call (at its last step, 6)
+    assert [r["step"] for r in hist] == [6, 7, 8, 9, 10]
     for k, v in a.state_dict().items():
         assert torch.equal(v, c.state_dict()[k]), k
+
+
+def test_fit_on_a_finished_run_trains_nothing_and_returns_its_whole_history(tmp_path):
+    """fit again on a run folder whose ckpt.pt is at ``steps`` (a rebuild of a finished run): zero iterations, the
+    same parameters bit for bit, the same history as the first call (read back from metrics.jsonl), the RNG state
+    of the end of training, and fit_time.json / fit_config.json / metrics.jsonl untouched."""
+    lr = {"adversary": 1e-3, "primal": 1e-3}
+    torch.manual_seed(0)
+    a = _avb(adversary_steps=2)
+    first = fit(a, FourPointSampler(16), steps=8, lr=lr, run_dir=tmp_path, log_every=3, ckpt_every=4, progress=False)
+    after_training = torch.get_rng_state()
+    files = {n: (tmp_path / n).read_bytes() for n in ("fit_time.json", "fit_config.json", "metrics.jsonl")}
+    assert [r["step"] for r in first] == [3, 6, 8]
+    torch.manual_seed(123)  # another process: another RNG state and fresh weights
+    b = _avb(adversary_steps=2)
+    calls = []
+    b.loss = lambda *args: calls.append(args)  # any training step would call the loss
+    second = fit(b, FourPointSampler(16), steps=8, lr=lr, run_dir=tmp_path, log_every=3, ckpt_every=4, progress=False)
+    assert calls == [] and second == first
+    assert torch.equal(torch.get_rng_state(), after_training)
+    for k, v in a.state_dict().items():
+        assert torch.equal(v, b.state_dict()[k]), k
+    assert {n: (tmp_path / n).read_bytes() for n in files} == files
 
 
 def test_checkpoint_round_trip_and_wrong_architecture(tmp_path):

@@ -1,0 +1,264 @@
+"""Rebuilding figures from stored runs, and resuming runs: Notebook.cached (results and RNG states stored per run
+folder), the rebuild mode of Notebook.start / finish, figures per profile, and the runner's --figures, --resume and
+--skip-done on a real (tiny) notebook executed by papermill."""
+import json
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from lib import paths
+from lib.notebook import CacheError, Notebook, RebuildMismatch, open_notebook
+from lib.runs import finish_run, start_run
+from paper_reproductions import report, run
+
+
+@pytest.fixture(autouse=True)
+def _quick_figures():
+    yield
+    paths.set_figure_profile(paths.DEFAULT_FIGURE_PROFILE)  # open_notebook sets it process-wide
+
+
+def _nb(tmp_path, **kw) -> Notebook:
+    nb = Notebook("80_tiny", "quick", torch.device("cpu"), 0, str(tmp_path / "run"), **kw)
+    nb.start(config={"steps": 3})
+    return nb
+
+
+def _draw():
+    """One draw of every generator that rng_state covers, then a torch tensor (as an evaluation would leave them)."""
+    return random.random(), float(np.random.rand()), torch.randn(3)
+
+
+def test_cached_returns_the_result_and_restores_every_rng_state(tmp_path):
+    """The first call computes and stores; a second Notebook on the same folder, from another RNG state, gets an equal
+    result without calling fn, and every draw after it equals the draws after the first call."""
+    torch.manual_seed(0), random.seed(0), np.random.seed(0)
+    first = _nb(tmp_path).cached("eval", lambda: {"value": 1.5, "per_image": torch.randn(5), "n": [1, (2, "a")]})
+    after_first = _draw()
+    torch.manual_seed(99), random.seed(99), np.random.seed(99)
+    calls = []
+    again = _nb(tmp_path).cached("eval", lambda: calls.append(1))
+    assert calls == []
+    assert again["value"] == 1.5 and again["n"] == [1, (2, "a")] and torch.equal(again["per_image"], first["per_image"])
+    after_again = _draw()
+    assert after_again[:2] == after_first[:2] and torch.equal(after_again[2], after_first[2])
+    # the same computation without the cache, from the same seed: the cache changes nothing
+    torch.manual_seed(0), random.seed(0), np.random.seed(0)
+    plain = {"value": 1.5, "per_image": torch.randn(5)}
+    assert torch.equal(plain["per_image"], first["per_image"])
+    assert _draw()[:2] == after_first[:2]
+
+
+def test_cached_file_is_plain_data_and_a_damaged_one_is_an_error(tmp_path):
+    """The file loads with weights_only=True (no pickled objects); a truncated file raises CacheError naming it (it is
+    never silently recomputed); a result that is not plain data (a module) is refused before anything is written."""
+    nb = _nb(tmp_path)
+    nb.cached("elbo", lambda: {"value": torch.tensor(2.0)})
+    path = tmp_path / "run" / "cache" / "elbo.pt"
+    blob = torch.load(path, weights_only=True)
+    assert blob["key"] == "elbo" and set(blob["rng"]) >= {"python", "numpy", "torch"}
+    path.write_bytes(path.read_bytes()[:40])
+    with pytest.raises(CacheError, match="elbo.pt cannot be read back.*delete it"):
+        nb.cached("elbo", lambda: {"value": torch.tensor(2.0)})
+    with pytest.raises(CacheError, match="cannot be stored as plain data"):
+        nb.cached("module", lambda: torch.nn.Linear(2, 2))
+    assert not (tmp_path / "run" / "cache" / "module.pt").exists()
+    with pytest.raises(ValueError, match="cache key"):
+        nb.cached("../x", lambda: 1)
+
+
+def test_rebuild_mode_writes_nothing_and_checks_config_and_metrics(tmp_path):
+    """On a folder with final_metrics.json: start keeps config.json / env.json and refuses another config; finish
+    keeps final_metrics.json, accepts the same metrics (NaN included; a wall time may differ) and names a differing
+    one."""
+    folder = start_run("80_tiny", profile="quick", seed=0, device=torch.device("cpu"), config={"steps": 3},
+                       run_dir=tmp_path / "run")
+    wall = {"implementation": "wall time of the notebook after start_run, cpu"}
+    finish_run(folder, "80_tiny", profile="quick", seed=0, device="cpu",
+               metrics={"a": {"value": 0.1 + 0.2}, "b": {"value": float("nan")}, "runtime_s": {"value": 9.5, **wall}})
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    nb = _nb(tmp_path)
+    assert nb.rebuild
+    nb.finish({"a": {"value": 0.1 + 0.2}, "b": {"value": float("nan")}, "runtime_s": {"value": 1.25, **wall}})
+    with pytest.raises(RebuildMismatch, match=r"\['a'\].*0.30000000000000004"):
+        nb.finish({"a": {"value": 0.3}, "b": {"value": float("nan")}, "runtime_s": {"value": 1.25, **wall}})
+    with pytest.raises(RebuildMismatch, match=r"\['runtime_s'\]"):  # a wall time need not be equal, but present
+        nb.finish({"a": {"value": 0.1 + 0.2}, "b": {"value": float("nan")}})
+    with pytest.raises(RebuildMismatch, match=r"config.json differs .* \['steps'\]"):
+        Notebook("80_tiny", "quick", torch.device("cpu"), 0, str(folder)).start(config={"steps": 4})
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+def test_figures_are_kept_per_profile(tmp_path, monkeypatch):
+    """figures_dir() is <root>/<profile>/, the profile being the one open_notebook resolved (default quick)."""
+    monkeypatch.setenv("AVAE_FIGURES_DIR", str(tmp_path))
+    assert paths.figures_dir() == tmp_path / "quick"
+    ns = {"PROFILE": "standard", "SEED": 0, "DEVICE": "cpu", "RUN_DIR": ""}
+    with pytest.raises(FileNotFoundError):  # no settings for this experiment in the standard profile ...
+        open_notebook(ns, "80_not_an_experiment")
+    assert paths.figures_dir() == tmp_path / "standard"  # ... but the profile was resolved first
+    with pytest.raises(ValueError):
+        paths.set_figure_profile("../quick")
+
+
+# ------------------------------------------------------------------ the runner on a real notebook (papermill)
+TINY = '''# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% tags=["parameters"]
+PROFILE = "quick"
+SEED = 0
+DEVICE = "cpu"
+RUN_DIR = ""
+STEPS = 30
+
+# %%
+import os
+from pathlib import Path
+
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import torch
+
+from lib import registry
+from lib.evaluate import evaluate_elbo
+from lib.notebook import open_notebook
+from lib.plotting import savefig
+from lib.toys import FourPointSampler, four_points
+from lib.train import fit
+
+nb = open_notebook(globals(), "80_tiny", seed=True)
+run_dir = nb.start(config={"steps": STEPS})
+model = registry.build("vae", x_shape=(4,), z_dim=2, hidden=(8,))
+hist = fit(model, FourPointSampler(16), steps=STEPS, lr={"model": 1e-2}, run_dir=run_dir / "vae", log_every=5,
+           ckpt_every=10, progress=False)
+
+
+def evaluation():
+    with open(Path(run_dir) / "evaluations.log", "a") as fh:  # counts the evaluations actually computed
+        fh.write("1\\n")
+    return evaluate_elbo(model, four_points().repeat(50, 1))
+
+
+elbo = nb.cached("vae_elbo", evaluation)
+if os.environ.get("TINY_STOP"):
+    raise RuntimeError("interrupted after the evaluation")
+
+# %%
+fig, ax = plt.subplots(figsize=(3, 2))
+ax.plot([r["step"] for r in hist], [r["model/elbo"] for r in hist])
+ax.imshow(torch.rand(4, 4).numpy(), extent=(0, 30, -8, -2), aspect="auto")  # a draw after the evaluation
+savefig(fig, "80_tiny")
+nb.finish({"elbo": {"value": elbo["value"], "sem": elbo["sem"]}, "draw": {"value": torch.rand(()).item()}})
+'''
+
+
+@pytest.fixture
+def tiny(tmp_path, monkeypatch):
+    """The runner pointed at one tiny notebook (fit, cached evaluation, a figure after a random draw) and at
+    temporary runs, figures, results data and RESULTS.md."""
+    nb_dir, params = tmp_path / "notebooks", tmp_path / "params"
+    nb_dir.mkdir(), params.mkdir()
+    (nb_dir / "80_tiny.py").write_text(TINY)
+    (params / "80_tiny.quick.yaml").write_text("notebook: 80_tiny\nprofile: quick\nseeds: [0]\n")
+    monkeypatch.setattr(run, "NOTEBOOKS_DIR", nb_dir)
+    monkeypatch.setattr(run, "PARAMS_DIR", params)
+    (tmp_path / "no_values.yaml").write_text("[]\n")
+    monkeypatch.setattr(report, "PAPER_VALUES", tmp_path / "no_values.yaml")
+    monkeypatch.setattr(report, "CLAIMS", tmp_path / "no_claims.yaml")
+    monkeypatch.setattr(report, "DATA_DIR", tmp_path / "results")
+    monkeypatch.setattr(report, "RESULTS", tmp_path / "RESULTS.md")
+    monkeypatch.setenv("AVAE_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("AVAE_FIGURES_DIR", str(tmp_path / "figures"))
+    monkeypatch.setenv("CI", "1")
+    return tmp_path
+
+
+def _snapshot(folder):
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_figures_rebuild_a_finished_run_byte_for_byte_without_training(tiny, capsys):
+    """A real run, then --figures: the same PNG byte for byte (its content depends on the training curve and on a
+    random draw after the evaluation), no iteration trained and no evaluation recomputed, the stored run's files
+    untouched (only <notebook>.figures.ipynb and figures.json added), no data file or RESULTS.md rewritten; an
+    experiment without a completed run is named and the exit status is 1."""
+    assert run.main(["--profile", "quick"]) == 0
+    png = tiny / "figures" / "quick" / "80_tiny.png"
+    first_png, first_results = png.read_bytes(), _snapshot(tiny / "results")
+    results_md = (tiny / "RESULTS.md").read_bytes()
+    folder, = (tiny / "runs" / "80_tiny").iterdir()
+    stored = _snapshot(folder)
+    png.unlink()
+    capsys.readouterr()
+    assert run.main(["--figures", "--profile", "quick"]) == 0
+    assert "80_tiny seed 0: ok" in capsys.readouterr().out
+    assert png.read_bytes() == first_png
+    after = _snapshot(folder)
+    added = set(after) - set(stored)
+    assert added == {"80_tiny.figures.ipynb", "figures.json"}, added
+    assert {k: v for k, v in after.items() if k in stored} == stored  # fit_time.json, metrics.jsonl, config.json ...
+    assert (folder / "evaluations.log").read_text() == "1\n"  # the evaluation was loaded, not computed again
+    assert _snapshot(tiny / "results") == first_results and (tiny / "RESULTS.md").read_bytes() == results_md
+    # a stored run of another profile, or none at all, is no source: named, exit status 1
+    assert run.main(["--figures", "--profile", "quick", "--seeds", "1"]) == 1
+    assert "80_tiny (seed 1)" in capsys.readouterr().err
+
+
+def test_resume_continues_an_interrupted_run_in_its_folder(tiny, monkeypatch, capsys):
+    """A run that stops after training and evaluating is run again by --resume in the same folder: no iteration
+    trained again, the evaluation loaded from its cache, and the metrics (including a random draw after the
+    evaluation) equal those of an uninterrupted run; --skip-done then runs nothing, until the parameters change."""
+    monkeypatch.setenv("TINY_STOP", "1")
+    assert run.main(["--profile", "quick"]) == 1
+    folder, = (tiny / "runs" / "80_tiny").iterdir()
+    assert not (folder / "final_metrics.json").exists()
+    fit_time = (folder / "vae" / "fit_time.json").read_bytes()
+    monkeypatch.delenv("TINY_STOP")
+    capsys.readouterr()
+    assert run.main(["--profile", "quick", "--resume"]) == 0
+    assert "80_tiny seed 0: ok (resumed)" in capsys.readouterr().out
+    assert [p.name for p in (tiny / "runs" / "80_tiny").iterdir()] == [folder.name]
+    assert (folder / "vae" / "fit_time.json").read_bytes() == fit_time
+    assert (folder / "evaluations.log").read_text() == "1\n"
+    resumed = json.loads((folder / "final_metrics.json").read_text())["metrics"]
+    data = json.loads((tiny / "results" / "80_tiny" / "quick" / "seed0.json").read_text())
+    assert data["metrics"] == resumed
+    # an uninterrupted run (a new folder: the newest is finished, so --resume runs afresh)
+    assert run.main(["--profile", "quick", "--resume"]) == 0
+    newest = max((tiny / "runs" / "80_tiny").iterdir())
+    assert newest != folder
+    assert json.loads((newest / "final_metrics.json").read_text())["metrics"] == resumed
+    capsys.readouterr()
+    assert run.main(["--profile", "quick", "--skip-done"]) == 0
+    assert "80_tiny seed 0: done" in capsys.readouterr().out
+    assert len(list((tiny / "runs" / "80_tiny").iterdir())) == 2
+    (tiny / "params" / "80_tiny.quick.yaml").write_text("notebook: 80_tiny\nseeds: [0]\nparameters:\n  STEPS: 20\n")
+    assert run.main(["--profile", "quick", "--skip-done"]) == 0
+    assert len(list((tiny / "runs" / "80_tiny").iterdir())) == 3
+
+
+def test_every_figure_link_in_the_docs_points_to_a_committed_figure():
+    """README.md and docs/*.md link figures of figures/<profile>/ that exist (none left at the old figures/x.png)."""
+    import re
+
+    links = []
+    for doc in [paths.ROOT / "README.md", *sorted((paths.ROOT / "docs").glob("*.md"))]:
+        for target in re.findall(r"\]\(([^)\s]*figures/[^)\s]+\.png)\)", doc.read_text()):
+            links.append((doc, target, (doc.parent / target).resolve()))
+    assert links, "no figure links found: is the pattern still right?"
+    for doc, target, path in links:
+        assert path.is_file(), f"{doc.name}: {target} does not exist"
+        assert path.parent.parent == paths.ROOT / "figures" and path.parent.name in ("quick", "standard", "full"), target
