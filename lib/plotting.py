@@ -90,7 +90,7 @@ def savefig(fig, name: str, formats=("png", "pdf"), dpi: int | None = None) -> l
     if width_px > round(TWO_COLUMN * dpi) + 1:  # + 1: the crop rounds up
         raise ValueError(f"figure {name!r} is {width_px / dpi:.2f} in ({width_px} px at {dpi} dpi) wide once saved; the "
                          f"limit is TWO_COLUMN = {TWO_COLUMN} in "
-                         f"in (set figsize=(TWO_COLUMN, ...) and keep legends inside the figure)")
+                         f"(set figsize=(TWO_COLUMN, ...) and keep legends inside the figure)")
     paths = []
     for fmt in formats:
         path = figures_dir() / f"{name}.{fmt}"

@@ -293,7 +293,7 @@ assert abs(r_rev["s"] - s_dir) > 10 * TOL["direct_s"] and abs(r_dir["s"] - s_rev
 # %%
 # Left: the fitted densities; right: the two games' paths on their KL landscapes. Each part has its legend below it.
 fig = plt.figure(figsize=(TWO_COLUMN, 4.4), layout="constrained")
-sub_fit, sub_kl = fig.subfigures(1, 2, width_ratios=[1.15, 2])
+sub_fit, sub_kl = fig.subfigures(1, 2, width_ratios=[1, 2.1])
 ax = sub_fit.subplots()
 axes = [ax, *sub_kl.subplots(1, 2)]
 xs = torch.linspace(-6, 6, 600, dtype=f64)
@@ -301,12 +301,12 @@ ax.fill_between(xs, P64.log_prob(xs).exp(), color="0.85", label="target $P$ (bim
 for d, color in (("direct", "C0"), ("reverse", "C3")):
     r = tab_mode.loc[d]
     ax.plot(xs, D.Normal(r["mu"], r["s"]).log_prob(xs).exp(), color=color, lw=1.6,
-            label=f"{d} KL game: $\\mu$ = {r['mu']:.3f}, $s$ = {r['s']:.3f}")
+            label=f"{d} KL game:\n$\\mu$ = {r['mu']:.3f}, $s$ = {r['s']:.3f}")
     ax.plot(xs, D.Normal(r["mu*"], r["s*"]).log_prob(xs).exp(), color={"C0": "navy", "C3": "darkred"}[color], lw=1.3,
             ls=(0, (4, 3)), zorder=3,
-            label=f"exact {d}-KL optimum: $\\mu$ = {r['mu*']:.3f}, $s$ = {r['s*']:.3f}")
+            label=f"exact {d}-KL optimum:\n$\\mu$ = {r['mu*']:.3f}, $s$ = {r['s*']:.3f}")
 ax.plot(xs, D.Normal(local_min[0], local_min[1].exp()).log_prob(xs).exp(), color="C3", lw=1, ls=":",
-        label=f"reverse-KL local minimum: $s$ = {local_min[1].exp():.3f}")
+        label=f"reverse-KL local minimum:\n$s$ = {local_min[1].exp():.3f}")
 ax.set_xlabel("$x$")
 ax.set_ylabel("density")
 ax.set_ylim(0, 1.0)
@@ -323,9 +323,9 @@ for ax, d, fn in ((axes[1], "direct", kl_direct), (axes[2], "reverse", kl_revers
     ax.plot(exact[d][0], exact[d][1], "k*", ms=10, label=f"exact {d}-KL optimum")
     ax.plot(*path[0], "ks", ms=6, mfc="none", label="start $(\\mu, s) = (1, 1)$")
     if d == "reverse":
-        ax.plot(path_paper[:, 0], path_paper[:, 1], "k:", lw=1.5, label="exact gradient flow from (0.5, 1)")
+        ax.plot(path_paper[:, 0], path_paper[:, 1], "k:", lw=1.5, label="exact flow from (0.5, 1)")
         ax.plot(local_min[0], local_min[1].exp(), "kX", ms=9, label="local minimum")
-        ax.plot(path_ours[:, 0], path_ours[:, 1], color="0.5", ls="--", lw=1, label="exact gradient flow from (1, 1)")
+        ax.plot(path_ours[:, 0], path_ours[:, 1], color="0.5", ls="--", lw=1, label="exact flow from (1, 1)")
     ax.set_xlabel(r"$\mu$")
     ax.set_ylabel("$s$")
     kl = r"$\mathrm{KL}(P\,\|\,Q)$" if d == "direct" else r"$\mathrm{KL}(Q\,\|\,P)$"
