@@ -469,7 +469,7 @@ print(f"one toy number: Var of the code variant's optimum / Var mu_e(x) = {code_
       f"(= 1 / (1 - sigma^2) = {(1 / target_var).numpy().round(4).tolist()})")
 
 # %%
-fig, axes = plt.subplots(1, Zl, figsize=(TWO_COLUMN, 2.9), layout="constrained")
+fig, axes = plt.subplots(1, Zl, figsize=(TWO_COLUMN, 3.4), layout="constrained")
 grid = torch.linspace(-3.5, 3.5, 300, dtype=f64)
 for j, ax in enumerate(axes):
     ax.hist(mu_data[:, j].numpy(), bins=120, range=(-3.5, 3.5), density=True, color="0.75",
@@ -479,13 +479,13 @@ for j, ax in enumerate(axes):
                               (r"$(1-\sigma^2)\,z$: MSE optimum", target_var[j] ** 2, "C3:")):
         ax.plot(grid, D.Normal(0.0, var.sqrt()).log_prob(grid).exp(), style, lw=1.2, label=label)
     ax.set_xlabel(f"$\\mu_{{e,{j}}}$")
-    ax.set_ylim(0, 1.45 * ax.get_ylim()[1])
-    ax.set_title(f"latent dim {j}: $\\sigma_e$ = {sig2[j].sqrt():.3f}\nvar. {target_var[j]:.3f} | 1 | {target_var[j] ** 2:.3f} (legend order)\n"
+    ax.set_title(f"latent dim {j}: $\\sigma_e$ = {sig2[j].sqrt():.3f}\nvariances {target_var[j]:.3f} | 1 | {target_var[j] ** 2:.3f}\n"
                  f"KS(data, $\\mathcal{{L}}_Z$ opt.) = {r_lz[f'KS[{j}]']:.4f}")
 axes[0].set_ylabel("density")
 fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=2)
 fig.suptitle(f"Sec. 2: linear-Gaussian model, aggregated posterior = prior:\nthe $\\mathcal{{L}}_Z$ optimum has the law of "
-             f"$\\mu_e(x)$ ({profile} profile)")
+             f"$\\mu_e(x)$ ({profile} profile)\n"
+             r"(titles: variances of the $\mathcal{L}_Z$ (slides) | $\mathcal{L}_Z$ (code) | MSE optima)")
 savefig(fig, "40_avae_linear_gaussian")
 plt.show()
 

@@ -131,7 +131,7 @@ ax.set(xscale="log", yscale="log", xlabel="AIS steps $T$ ($T = 1$: IS from the p
        ylabel=r"error of mean $\log p(x)$ [nats]",
        title=f"Linear-Gaussian decoder: AIS → exact\n({cfg['lg_images']} points, {cfg['lg_chains']} chains, "
              f"{profile} profile, seed {SEED})")
-ax.legend(loc="lower left")
+ax.legend(loc="upper right")
 savefig(fig, "90_ais_linear_gaussian")
 plt.show()
 
