@@ -620,7 +620,7 @@ axes = [sub.subplots() for sub in subs]
 ax = axes[0]
 f1_avb_fit = fits["psi1, AVB pairing q(x)p(z)"][0]
 f2_own_fit = fits["psi2, own-code pairing q(x,z)"][0]
-ax.scatter(m["f1"].flatten(), f1_avb_fit.flatten(), s=16, color="0.6", marker="x", label=r"$\psi_1$ fitted, AVB pairing $q(x)p(z)$")
+ax.scatter(m["f1"].flatten(), f1_avb_fit.flatten(), s=16, color="0.6", marker="x", label=r"$\psi_1$ fitted, AVB pairing" "\n" r"$q(x)p(z)$")
 ax.scatter(m["f2"].flatten(), f2_own_fit.flatten(), s=16, color="0.6", marker="+", label=r"$\psi_2$ fitted, own-code pairing")
 ax.scatter(m["f1"].flatten(), f1_fit.flatten(), s=18, color="C0", label=r"$f_{\psi_1}$ fitted")
 ax.scatter(m["f2"].flatten(), f2_fit.flatten(), s=18, color="C1", marker="s", facecolor="none", label=r"$f_{\psi_2}$ fitted")
@@ -637,7 +637,7 @@ for ax, k, lab in [(axes[1], "psi1", r"\psi_1"), (axes[2], "psi2", r"\psi_2")]:
     ctrl_name = list(controls[k])[0]
     with torch.no_grad():
         fc = controls[k][ctrl_name](r["v"][idx]).cpu()
-    ax.scatter(ft, fc, s=1, color="0.7", alpha=0.5, label=f"{ctrl_name} (closed form)", rasterized=True)
+    ax.scatter(ft, fc, s=1, color="0.7", alpha=0.5, label=f"{ctrl_name}\n(closed form)", rasterized=True)
     ax.scatter(ft, fh, s=1, color="C0" if k == "psi1" else "C1", alpha=0.5, label="trained MLP", rasterized=True)
     lo, hi = -8.0, 5.0
     ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="$y = x$")
@@ -646,7 +646,7 @@ for ax, k, lab in [(axes[1], "psi1", r"\psi_1"), (axes[2], "psi2", r"\psi_2")]:
     ax.set_xlabel(f"closed form $f^*_{{{lab}}}(x, z)$ [nats]")
     ax.set_ylabel(f"trained $f_{{{lab}}}(x, z)$ [nats]")
     row = tab_lg.loc[(k, "trained MLP")]
-    ax.set_title(f"Linear-Gaussian, ${lab}$:\nMLP vs closed form (mean error\n{row['mean|f - f*|']:.3f} nats, "
+    ax.set_title(f"Linear-Gaussian, ${lab}$: MLP\nvs closed form (mean error\n{row['mean|f - f*|']:.3f} nats, "
                  f"corr {row['corr']:.3f})")
 for sub, ax in zip(subs, axes):
     sub.legend(*ax.get_legend_handles_labels(), loc="outside lower center", markerscale=2)
