@@ -393,7 +393,7 @@ for r in (r_log, r_blind):
     assert abs(r["V_I-hat"] - E_kl_inf) > inf_value_tol and r["mean|.| where T* > -3"] > 3 * TOL["inf_mae_core"]
 
 # %%
-fig = plt.figure(figsize=(TWO_COLUMN, 6.6), layout="constrained")
+fig = plt.figure(figsize=(TWO_COLUMN, 7.8), layout="constrained")
 subs = fig.subfigures(2, 2).flatten()  # one subfigure per panel, its legend below it
 axes = [sub.subplots() for sub in subs]
 
@@ -408,7 +408,7 @@ def densities_and_legend(ax, xs, dens: dict, sub):
     ax2.set_yticks([])
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = ax2.get_legend_handles_labels()
-    sub.legend(h1 + h2, l1 + l2, loc="outside lower center", ncol=2)
+    sub.legend(h1 + h2, l1 + l2, loc="outside lower center")
 
 
 ax = axes[0]
@@ -706,7 +706,7 @@ assert mi_informative > 1e6 * TOL["identity"]
 assert abs(tab_collapse.loc["informative", "paper V_G* + V_I*"] - mi_informative) < TOL["identity"]
 
 # %%
-fig = plt.figure(figsize=(TWO_COLUMN, 3.8), layout="constrained")
+fig = plt.figure(figsize=(TWO_COLUMN, 4.4), layout="constrained")
 subs = fig.subfigures(1, 2)  # one subfigure per panel, its legend below it
 axes = [sub.subplots() for sub in subs]
 ax = axes[0]
@@ -733,7 +733,7 @@ ax.set_xlabel(r"$\nabla_\phi(-\mathrm{ELBO})$, per entry of" "\n" r"the encoder 
 ax.set_ylabel("encoder gradient of the game")
 ax.set_title(f"Encoder gradients: the paper's game adds\n$\\nabla_\\phi I_q(x;z)$ (norm {grad_phi_dropped_norm:.3f})")
 for sub, ax in zip(subs, axes):
-    sub.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncol=2)
+    sub.legend(*ax.get_legend_handles_labels(), loc="outside lower center")
 fig.suptitle(f"BAVAE's games on the discrete toy ({profile} profile, seed {SEED})")
 savefig(fig, "30_bavae_discrete_game")
 plt.show()
