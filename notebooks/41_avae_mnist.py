@@ -340,16 +340,16 @@ for k in histories:
         curve(axes[1], k, lambda r: r.get("vae/rec"), color=COLOR[k], label=LABEL[k])
 axes[0].axhline(0, color="k", ls=":", lw=1)
 axes[0].set(xlabel="iteration", ylabel="mean logit, real − generated",
-            title="Discriminator margin (0: cannot tell;\nBiGAN: $(x, E(x))$ vs $(G(z), z)$)")
-axes[1].set(xlabel="iteration", ylabel=r"$\frac{1}{2}\|x - \mathrm{Dec}(z)\|^2$ per image (pixels in [0, 1])",
-            title="VAE reconstruction term")
+            title="Discriminator margin\n(0: cannot tell; BiGAN:\n$(x, E(x))$ vs $(G(z), z)$)")
+axes[1].set(xlabel="iteration", ylabel=r"$\frac{1}{2}\|x - \mathrm{Dec}(z)\|^2$ per image",
+            title="VAE reconstruction term\n(pixels in [0, 1])")
 if "avae" in histories:
-    curve(axes[2], "avae", lambda r: r.get("generator/adv"), color=COLOR["avae"],
+    curve(axes[2], "avae", lambda r: r.get("generator/adv"), color="k",
           label=r"adversarial $\mathrm{softplus}(-C(G))$ [nats]")
-    curve(axes[2], "avae", lambda r: r.get("generator/L_Z"), color=COLOR["avae"], ls="--",
+    curve(axes[2], "avae", lambda r: r.get("generator/L_Z"), color="k", ls="--",
           label=r"$\mathcal{L}_Z$ [squared distance, units of $\sigma_e^2$]")
     axes[2].set_yscale("log")
-axes[2].set(xlabel="iteration", ylabel="per image (batch mean)", title="AVAE generator terms")
+axes[2].set(xlabel="iteration", ylabel="per image (batch mean)", title="AVAE generator terms\n(log scale)")
 handles = {label: h for ax in axes for h, label in zip(*ax.get_legend_handles_labels())}  # models, then AVAE's terms
 fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncol=4)
 fig.suptitle(f"{DATA_NAME} training ({profile} profile, seed {SEED}, {cfg['steps']} iterations each): batch means")
