@@ -188,7 +188,7 @@ for name, sc in scores.items():
 fig, ax = plt.subplots(figsize=(ONE_COLUMN, 2.8), layout="constrained")
 curves = {n: [{"step": r["step"], "elbo": r.get("model/elbo", r.get("primal/elbo"))} for r in h] for n, h in histories.items()}
 learning_curves(curves, "elbo", ax=ax, ylabel="training ELBO per batch [nats]", legend=False)
-ax.legend(loc="lower right")
+fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncol=3)  # below the axes: over no curve
 ax.set_ylim(-220, -80)
 ax.set_title(f"MNIST training ({profile} profile, seed {SEED},\n{cfg['steps']} iterations); "
              "AVB's ELBO uses\nthe adversary's KL estimate")
