@@ -40,8 +40,9 @@ def latent_reconstruction_loss(mu_e_xhat: torch.Tensor, z: torch.Tensor, log_sig
     log_sigma_e: (Z,) log of the encoder's data-independent standard deviation (a (B, Z) tensor broadcasts too).
     variant:
       * ``"slides"`` (the repository's default; slides Eq. 4): 1/2 sum_j ((mu_j - sqrt(1 - s_j^2) z_j) / s_j)^2,
-        s = sigma_e; a squared distance in units of the encoder's noise (nats-like: it is -log N(sqrt(1-s^2) z; mu, s^2)
-        up to a constant). Optimum over mu for given z: sqrt(1 - s^2) z; for z random given the conditioning,
+        s = sigma_e; half a squared distance in units of the encoder's noise, dimensionless (a squared error, not a
+        log-likelihood of the data, although it equals -log N(sqrt(1-s^2) z; mu, s^2) up to a constant). Optimum
+        over mu for given z: sqrt(1 - s^2) z; for z random given the conditioning,
         sqrt(1 - s^2) E[z | ...].
       * ``"code"``: the released code's precision-weighted form, *as described in our reference notes*
         (docs/papers.md §4 [C]), not re-read from the code: 1/2 sum_j w_j (mu_j - z_j)^2 with
@@ -155,9 +156,10 @@ class AVAE(Method):
         """The three players' objectives on a batch x (B, *x_shape) of pixels in [0, 1] (Plumerault et al. 2020):
         ``"vae"``: the VAE loss beta KL + 1/2 ||x - Dec(z)||^2 (:func:`lib.losses.vae_loss`); ``"discriminator"``: the
         logistic loss of C on real x against G(z, xi) (:func:`lib.losses.discriminator_loss`); ``"generator"``: the
-        adversarial term plus lz_weight L_Z (:meth:`generator_terms`). Values are batch means, nats per example where
-        likelihood-like. raises KeyError for an unknown player, TypeError / ValueError for x of the wrong dtype or
-        shape."""
+        adversarial term plus lz_weight L_Z (:meth:`generator_terms`). Values are batch means per example: nats for the
+        KL and the logistic / adversarial terms; 1/2 ||x - Dec(z)||^2 and L_Z are half squared distances (pixels in
+        [0, 1]; units of sigma_e^2), not nats. raises KeyError for an unknown player, TypeError / ValueError for x
+        of the wrong dtype or shape."""
         check_method_batch(self, x, "AVAE.loss")
         if player == "vae":
             mu, log_sigma = self.encoder(x)

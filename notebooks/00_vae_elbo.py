@@ -46,7 +46,7 @@ import torch
 import torch.distributions as D
 
 from lib.notebook import open_notebook
-from lib.plotting import savefig
+from lib.plotting import ONE_COLUMN, TWO_COLUMN, savefig
 from lib import registry
 from lib.toys import four_points, random_discrete_joint
 
@@ -178,7 +178,7 @@ n_grid = torch.unique(torch.logspace(1, math.log10(n_mc), 60).long())
 lr0 = log_ratio[:, 0]
 run_mean = lr0.cumsum(0)[n_grid - 1] / n_grid
 run_se = lr0.std() / n_grid.double().sqrt()
-fig, ax = plt.subplots(figsize=(6.2, 3.6))
+fig, ax = plt.subplots(figsize=(ONE_COLUMN, 2.6), layout="constrained")
 ax.fill_between(n_grid.numpy(), (run_mean - 2 * run_se).numpy(), (run_mean + 2 * run_se).numpy(),
                 color="C0", alpha=0.25, label=r"MC $\pm 2$ SE")
 ax.plot(n_grid.numpy(), run_mean.numpy(), color="C0", label="Monte Carlo estimate")
@@ -186,9 +186,8 @@ ax.axhline(kl_analytic[0].item(), color="k", ls="--", label="closed form")
 ax.set_xscale("log")
 ax.set_xlabel("number of samples $N$")
 ax.set_ylabel("KL$(q\\,\\|\\,p)$ [nats]")
-ax.set_title(f"Gaussian KL to $\\mathcal{{N}}(0, I)$, $d={gdim}$: MC vs closed form")
-ax.legend(loc="upper right")
-fig.tight_layout()
+ax.set_title(f"Gaussian KL to $\\mathcal{{N}}(0, I)$, $d={gdim}$: MC vs closed form\n({profile} profile, seed {SEED})")
+ax.legend(loc="lower right")
 savefig(fig, "00_kl_mc_convergence")
 plt.show()
 
@@ -266,29 +265,28 @@ assert min(wrong_b.values()) > 1e6 * EXACT_TOL, "a wrong variant would pass the 
 print(f"\nsurgery: E KL = {surg_lhs:.6f} = I_q(x;z) {mi:.6f} + KL(q(z)||p(z)) {kl_marg:.6f}")
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), gridspec_kw={"width_ratios": [1.5, 1]})
+fig, axes = plt.subplots(1, 2, figsize=(TWO_COLUMN, 3.0), gridspec_kw={"width_ratios": [1.5, 1]}, layout="constrained")
 ax = axes[0]
 xs = torch.arange(nx).numpy()
 ax.bar(xs, log_p_x.numpy(), width=0.6, color="C0", alpha=0.8, label=r"$\log p(x)$")
 ax.bar(xs, (-kl_post).numpy(), width=0.6, bottom=log_p_x.numpy(), color="C1", alpha=0.8,
        label=r"gap $\mathrm{KL}(q(z|x)\,\|\,p(z|x))$")
-ax.scatter(xs, elbo.numpy(), color="k", zorder=3, marker="_", s=900, lw=2.5, label=r"ELBO$(x)$")
+ax.hlines(elbo.numpy(), xs - 0.3, xs + 0.3, color="k", zorder=3, lw=2, label=r"ELBO$(x)$")
 ax.set_xticks(xs)
 ax.set_xlabel("$x$")
 ax.set_ylabel("nats")
-ax.set_title(r"$\mathrm{ELBO}(x) = \log p(x) - \mathrm{KL}(q(z|x)\,\|\,p(z|x))$")
-ax.set_ylim(elbo.min().item() - 0.7, 0)
-ax.legend(fontsize=8, loc="lower center", ncol=3)
+ax.set_title(r"$\mathrm{ELBO}(x) = \log p(x) - \mathrm{KL}(q(z\mid x)\,\|\,p(z\mid x))$")
+ax.set_ylim(elbo.min().item() - 0.2, 0)
 ax = axes[1]
 ax.bar([0], [surg_lhs.item()], width=0.5, color="C2", label=r"$\mathbb{E}_x\,\mathrm{KL}(q(z|x)\,\|\,p(z))$")
 ax.bar([1], [mi.item()], width=0.5, color="C3", label=r"$I_q(x;z)$")
 ax.bar([1], [kl_marg.item()], width=0.5, bottom=[mi.item()], color="C4", label=r"$\mathrm{KL}(q(z)\,\|\,p(z))$")
 ax.set_xticks([0, 1], ["average KL term", "surgery"])
 ax.set_ylabel("nats")
-ax.set_title("ELBO surgery (discrete toy)")
-ax.set_ylim(0, 1.6 * surg_lhs.item())
-ax.legend(fontsize=8, loc="upper center")
-fig.tight_layout()
+ax.set_title(f"ELBO surgery (discrete toy, seed {SEED})")
+ax.set_ylim(0, 1.1 * surg_lhs.item())
+handles = [h for a in axes for h in a.get_legend_handles_labels()[0]]
+fig.legend(handles, [h.get_label() for h in handles], loc="outside lower center", ncol=3)
 savefig(fig, "00_elbo_decomposition")
 plt.show()
 

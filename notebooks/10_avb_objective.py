@@ -44,7 +44,7 @@ import torch
 import torch.distributions as D
 
 from lib.notebook import open_notebook
-from lib.plotting import savefig
+from lib.plotting import TWO_COLUMN, savefig
 from lib.avb import adversary_loss
 from lib import registry
 from lib.nets import Adversary
@@ -264,7 +264,8 @@ for name in ("sign error -T*", "wrong pairing"):
 
 # %%
 z_plot = torch.linspace(-3, 3, 301, device=device)
-fig, axes = plt.subplots(2, n_x, figsize=(13, 5), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+fig, axes = plt.subplots(2, n_x, figsize=(TWO_COLUMN, 3.8), sharex=True, gridspec_kw={"height_ratios": [3, 1]},
+                         layout="constrained")
 for k in range(n_x):
     ax = axes[0, k]
     ts = T_star(k, z_plot)
@@ -273,25 +274,25 @@ for k in range(n_x):
     qd = D.Normal(m_x[k], s_x[k]).log_prob(z_plot).exp()
     both = z_plot[(qd >= 0.05) & (D.Normal(0.0, 1.0).log_prob(z_plot).exp() >= 0.05)].cpu()
     ax.axvspan(both.min().item(), both.max().item(), color="0.93", zorder=0, label="overlap region (asserted)")
-    ax.plot(z_plot.cpu(), ts.cpu(), "k--", lw=2, label=r"$T^*$ (closed form)")
-    ax.plot(z_plot.cpu(), T_on_grid(avb_T, k, z_plot).cpu(), color="C0", lw=1.5, label="trained $T$")
-    ax.plot(z_plot.cpu(), wp.cpu(), color="0.6", ls=":", lw=1.5, label="wrong pairing optimum")
+    ax.plot(z_plot.cpu(), ts.cpu(), "k--", lw=1.5, label=r"$T^*$ (closed form)")
+    ax.plot(z_plot.cpu(), T_on_grid(avb_T, k, z_plot).cpu(), color="C0", lw=1.2, label="trained $T$")
+    ax.plot(z_plot.cpu(), wp.cpu(), color="0.6", ls=":", lw=1.2, label="wrong pairing optimum")
     ax.set_ylim(-6, 4)
-    ax.set_title(f"$x = e_{k}$: $m={m_x[k]:.2f}$, $s={s_x[k]:.2f}$")
+    ax.set_title(f"$x = e_{k}$: $m={m_x[k]:.2f}$,\n$s={s_x[k]:.2f}$")
     ax.axhline(0, color="0.85", lw=0.8, zorder=0)
     if k == 0:
         ax.set_ylabel(r"$T(x, z)$ [nats]")
-        ax.legend(fontsize=7, loc="lower left")
     ax = axes[1, k]
-    ax.fill_between(z_plot.cpu(), qd.cpu(), color="C0", alpha=0.35, label=r"$q(z|x)$")
+    ax.fill_between(z_plot.cpu(), qd.cpu(), color="C0", alpha=0.35, label=r"$q(z\mid x)$")
     ax.fill_between(z_plot.cpu(), D.Normal(0.0, 1.0).log_prob(z_plot).exp().cpu(), color="C1", alpha=0.35,
                     label=r"$p(z)$")
     ax.set_xlabel("$z$")
     if k == 0:
         ax.set_ylabel("density")
-        ax.legend(fontsize=7)
-fig.suptitle("AVB adversary vs the optimal discriminator $T^* = \\log q(z|x) - \\log p(z)$")
-fig.tight_layout()
+fig.legend(*(a + b for a, b in zip(axes[0, 0].get_legend_handles_labels(), axes[1, 0].get_legend_handles_labels())),
+           loc="outside lower center", ncol=3)
+fig.suptitle(f"AVB adversary vs the optimal discriminator $T^* = \\log q(z\\mid x) - \\log p(z)$\n"
+             f"({profile} profile, seed {SEED}, {SETTINGS['steps']} iterations)")
 savefig(fig, "10_avb_T_vs_Tstar")
 plt.show()
 
@@ -360,7 +361,7 @@ assert ((tab_b["sign-bug KL_est"] - tab_b["KL closed"]).abs() > 2 * TOL["ac_kl"]
 assert ((tab_b["no-log r KL_est"] - tab_b["KL closed"]).abs() > 2 * TOL["ac_kl"]).all()
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+fig, axes = plt.subplots(1, 2, figsize=(TWO_COLUMN, 3.2), layout="constrained")
 ax = axes[0]
 zt = torch.linspace(-3, 3, 301, device=device)
 for k in range(n_x):
@@ -373,7 +374,6 @@ ax.set_ylim(-0.5, 0.5)
 ax.set_xlabel(r"standardised code $\tilde z = (z - m_x)/s_x$")
 ax.set_ylabel("nats")
 ax.set_title("Adaptive contrast: the adversary learns $T \\approx 0$")
-ax.legend(fontsize=7, ncol=2, loc="upper center")
 ax = axes[1]
 w = 0.27
 xs = torch.arange(n_x).numpy()
@@ -382,11 +382,12 @@ ax.bar(xs, ok.EqT.to_numpy(), w, color="C0", label=r"AVB: $\mathbb{E}_q T$")
 ax.bar(xs + w, tab_b["KL_est (AC)"].to_numpy(), w, color="C2", label=r"AVB+AC: $\mathbb{E}_q[T + \log r - \log p]$")
 ax.set_xticks(xs, [f"$e_{k}$" for k in range(n_x)])
 ax.set_xlabel("$x$")
-ax.set_ylabel(r"KL$(q(z|x)\,\|\,p(z))$ [nats]")
+ax.set_ylabel(r"KL$(q(z\mid x)\,\|\,p(z))$ [nats]")
 ax.set_title("KL estimates vs closed form")
 ax.set_ylim(0, 1.3 * kl_closed.max().item())
-ax.legend(fontsize=7, loc="upper right")
-fig.tight_layout()
+handles = [h for a in axes for h in a.get_legend_handles_labels()[0]]
+fig.legend(handles, [h.get_label() for h in handles], loc="outside lower center", ncol=3)
+fig.suptitle(f"AVB with adaptive contrast ({profile} profile, seed {SEED}, {SETTINGS['steps']} iterations)")
 savefig(fig, "10_avb_adaptive_contrast")
 plt.show()
 

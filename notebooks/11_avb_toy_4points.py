@@ -55,7 +55,7 @@ import torch
 
 from lib.evaluate import evaluate_elbo, evaluate_log_px, exact_log_px_2d
 from lib import registry
-from lib.plotting import learning_curves, savefig
+from lib.plotting import TWO_COLUMN, learning_curves, savefig
 from lib.notebook import open_notebook
 from lib.runs import seed_everything
 from lib.toys import FOUR_POINTS_LOG_PX, FourPointSampler, four_points
@@ -131,24 +131,24 @@ if CLAIMS["avb_above_vae"]:
 
 # %%
 colors = ["tab:blue", "tab:orange", "tab:green", "tab:red"]
-fig, axes = plt.subplots(1, 3, figsize=(14, 4.4), layout="constrained")
+fig, axes = plt.subplots(1, 3, figsize=(TWO_COLUMN, 3.2), layout="constrained")
 with torch.no_grad():
     for ax, (name, model) in zip(axes[:2], [("AVB", avb), ("VAE", vae)]):
         for i in range(4):
             z = model.sample_posterior(x4[i].expand(1500, 4)).cpu()
-            ax.scatter(z[:, 0], z[:, 1], s=2, alpha=0.35, color=colors[i], label=f"$x = e_{i}$")
+            ax.scatter(z[:, 0], z[:, 1], s=1, alpha=0.35, color=colors[i], label=f"$x = e_{i}$", rasterized=True)
         ax.add_patch(plt.Circle((0, 0), 2.0, fill=False, ls="--", color="k", lw=0.8))
         ax.set(xlim=(-4, 4), ylim=(-4, 4), aspect="equal", xlabel="$z_1$", ylabel="$z_2$",
-               title=f"{name}: log p(x) = {res[name]['log_px']:.3f}, ELBO = {res[name]['elbo']:.3f}")
-    axes[0].legend(markerscale=6, loc="upper right", fontsize=9)
+               title=f"{name}: $\\log p(x)$ = {res[name]['log_px']:.3f},\nELBO = {res[name]['elbo']:.3f}")
 learning_curves({"AVB ELBO (adversarial KL)": [{"step": r["step"], "elbo": r["primal/elbo"]} for r in hist_avb],
                  "VAE ELBO": [{"step": r["step"], "elbo": r["model/elbo"]} for r in hist_vae]},
-                "elbo", ax=axes[2], ylabel="training ELBO (nats)")
+                "elbo", ax=axes[2], ylabel="training ELBO [nats]", legend=False)
 axes[2].axhline(FOUR_POINTS_LOG_PX, color="k", ls=":", lw=1, label=r"optimum $-\log 4$")
 axes[2].set_ylim(-2.2, -1.3)
-axes[2].set_title("Training ELBO (batch means)")
-axes[2].legend(fontsize=9)
-fig.suptitle(f"AVB vs VAE on the 4-point toy ({profile} profile, seed {SEED})")
+axes[2].set_title("Training ELBO\n(batch means)")
+handles, labels = (a + b for a, b in zip(axes[0].get_legend_handles_labels(), axes[2].get_legend_handles_labels()))
+fig.legend(handles, labels, loc="outside lower center", ncol=4, markerscale=4)  # below the panels: over no data
+fig.suptitle(f"AVB vs VAE on the 4-point toy ({profile} profile, seed {SEED}, {SETTINGS['steps']} iterations)")
 savefig(fig, "11_avb_toy_posteriors")
 plt.show()
 

@@ -67,7 +67,7 @@ from lib.data import BatchSampler, fixed_binarization, load_mnist
 from lib.ais import evaluate_ais
 from lib.evaluate import evaluate_elbo, evaluate_log_px, mean_sem
 from lib import registry
-from lib.plotting import learning_curves, samples_and_reconstructions, savefig
+from lib.plotting import ONE_COLUMN, learning_curves, samples_and_reconstructions, savefig
 from lib.notebook import open_notebook
 from lib.runs import seed_everything
 from lib.domain_classifier import DomainScores, bernoulli_prior_samples, mnist_classifier
@@ -154,7 +154,8 @@ fig = samples_and_reconstructions(
     models, x_test[:32], sample_caption="samples (means)",
     sample=lambda name, model: torch.sigmoid(model.decoder(torch.randn(64, model.z_dim, device=device))),
     reconstruct=lambda name, model, x: torch.sigmoid(model.decoder(model.sample_posterior(x))),
-    title=f"MNIST ({profile} profile, seed {SEED}): decoder means of prior samples, and reconstructions")
+    title=f"MNIST ({profile} profile, seed {SEED}, {cfg['steps']} iterations each):\n"
+          "decoder means of prior samples, and reconstructions")
 savefig(fig, "12_avb_mnist_samples")
 plt.show()
 
@@ -187,11 +188,13 @@ for name, sc in scores.items():
     assert sc["mnist_is"]["value"] < held["mnist_is"]["value"], name
 
 # %%
-fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
+fig, ax = plt.subplots(figsize=(ONE_COLUMN, 2.8), layout="constrained")
 curves = {n: [{"step": r["step"], "elbo": r.get("model/elbo", r.get("primal/elbo"))} for r in h] for n, h in histories.items()}
-learning_curves(curves, "elbo", ax=ax, ylabel="training ELBO per batch (nats)")
+learning_curves(curves, "elbo", ax=ax, ylabel="training ELBO per batch [nats]", legend=False)
+fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncol=3)  # below the axes: over no curve
 ax.set_ylim(-220, -80)
-ax.set_title(f"Training curves ({profile} profile); AVB's ELBO uses the adversary's KL estimate")
+ax.set_title(f"MNIST training ({profile} profile, seed {SEED},\n{cfg['steps']} iterations); "
+             "AVB's ELBO uses\nthe adversary's KL estimate")
 savefig(fig, "12_avb_mnist_curves")
 plt.show()
 

@@ -54,7 +54,7 @@ import torch
 import torch.distributions as D
 
 from lib.notebook import open_notebook
-from lib.plotting import savefig
+from lib.plotting import TWO_COLUMN, savefig
 from lib.losses import discriminator_loss
 from lib.nets import mlp
 from lib.toys import random_discrete_joint
@@ -613,21 +613,23 @@ for k in ("psi1", "psi2"):
         assert tab_lg.loc[(k, name), "mean|f - f*|"] > 3 * TOL["lg_mae"], (k, name)
 
 # %%
-fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
+# One subfigure per panel, each with its legend below it.
+fig = plt.figure(figsize=(TWO_COLUMN, 4.2), layout="constrained")
+subs = fig.subfigures(1, 3)
+axes = [sub.subplots() for sub in subs]
 ax = axes[0]
 f1_avb_fit = fits["psi1, AVB pairing q(x)p(z)"][0]
 f2_own_fit = fits["psi2, own-code pairing q(x,z)"][0]
-ax.scatter(m["f1"].flatten(), f1_avb_fit.flatten(), s=30, color="0.6", marker="x", label=r"$\psi_1$ fitted, AVB pairing $q(x)p(z)$")
-ax.scatter(m["f2"].flatten(), f2_own_fit.flatten(), s=30, color="0.6", marker="+", label=r"$\psi_2$ fitted, own-code pairing")
-ax.scatter(m["f1"].flatten(), f1_fit.flatten(), s=34, color="C0", label=r"$f_{\psi_1}$ fitted")
-ax.scatter(m["f2"].flatten(), f2_fit.flatten(), s=34, color="C1", marker="s", facecolor="none", label=r"$f_{\psi_2}$ fitted")
+ax.scatter(m["f1"].flatten(), f1_avb_fit.flatten(), s=16, color="0.6", marker="x", label=r"$\psi_1$ fitted, AVB pairing" "\n" r"$q(x)p(z)$")
+ax.scatter(m["f2"].flatten(), f2_own_fit.flatten(), s=16, color="0.6", marker="+", label=r"$\psi_2$ fitted, own-code pairing")
+ax.scatter(m["f1"].flatten(), f1_fit.flatten(), s=18, color="C0", label=r"$f_{\psi_1}$ fitted")
+ax.scatter(m["f2"].flatten(), f2_fit.flatten(), s=18, color="C1", marker="s", facecolor="none", label=r"$f_{\psi_2}$ fitted")
 lo = min(m["f1"].min(), m["f2"].min(), f1_avb_fit.min(), f2_own_fit.min()).item() - 0.5
 hi = max(m["f1"].max(), m["f2"].max(), f1_avb_fit.max(), f2_own_fit.max()).item() + 0.5
 ax.plot([lo, hi], [lo, hi], "k--", lw=1, zorder=0, label="$y = x$")
 ax.set_xlabel(r"closed form $f^*$ [nats]")
 ax.set_ylabel(r"fitted table $f$ [nats]")
-ax.set_title(f"Discrete toy: exact-expectation fits\n(max error {max(toy_f1_err, toy_f2_err):.1e} nats)")
-ax.legend(fontsize=8, loc="upper left")
+ax.set_title(f"Discrete toy:\nexact-expectation fits\n(max error {max(toy_f1_err, toy_f2_err):.1e} nats)")
 for ax, k, lab in [(axes[1], "psi1", r"\psi_1"), (axes[2], "psi2", r"\psi_2")]:
     r = lg[k]
     idx = torch.randperm(len(r["v"]), generator=torch.Generator().manual_seed(SEED))[:3000]
@@ -635,8 +637,8 @@ for ax, k, lab in [(axes[1], "psi1", r"\psi_1"), (axes[2], "psi2", r"\psi_2")]:
     ctrl_name = list(controls[k])[0]
     with torch.no_grad():
         fc = controls[k][ctrl_name](r["v"][idx]).cpu()
-    ax.scatter(ft, fc, s=3, color="0.7", alpha=0.5, label=f"{ctrl_name} (closed form)")
-    ax.scatter(ft, fh, s=3, color="C0" if k == "psi1" else "C1", alpha=0.5, label="trained MLP")
+    ax.scatter(ft, fc, s=1, color="0.7", alpha=0.5, label=f"{ctrl_name}\n(closed form)", rasterized=True)
+    ax.scatter(ft, fh, s=1, color="C0" if k == "psi1" else "C1", alpha=0.5, label="trained MLP", rasterized=True)
     lo, hi = -8.0, 5.0
     ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="$y = x$")
     ax.set_xlim(lo, hi)
@@ -644,11 +646,12 @@ for ax, k, lab in [(axes[1], "psi1", r"\psi_1"), (axes[2], "psi2", r"\psi_2")]:
     ax.set_xlabel(f"closed form $f^*_{{{lab}}}(x, z)$ [nats]")
     ax.set_ylabel(f"trained $f_{{{lab}}}(x, z)$ [nats]")
     row = tab_lg.loc[(k, "trained MLP")]
-    ax.set_title(f"Linear-Gaussian, ${lab}$: MLP vs closed form\n(mean error {row['mean|f - f*|']:.3f} nats, "
+    ax.set_title(f"Linear-Gaussian, ${lab}$: MLP\nvs closed form (mean error\n{row['mean|f - f*|']:.3f} nats, "
                  f"corr {row['corr']:.3f})")
-    ax.legend(fontsize=8, loc="upper left", markerscale=4)
-fig.suptitle("AS-VAE discriminators converge to the closed-form log-ratios $f^* = \\log P - \\log Q$")
-fig.tight_layout()
+for sub, ax in zip(subs, axes):
+    sub.legend(*ax.get_legend_handles_labels(), loc="outside lower center", markerscale=2)
+fig.suptitle("AS-VAE discriminators converge to the closed-form log-ratios $f^* = \\log P - \\log Q$\n"
+             f"({profile} profile, seed {SEED}, {SETTINGS['steps']} iterations)")
 savefig(fig, "20_asvae_discriminators")
 plt.show()
 

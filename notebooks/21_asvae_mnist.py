@@ -75,7 +75,7 @@ from lib.ais import evaluate_ais
 from lib.data import BatchSampler, fixed_binarization, load_mnist
 from lib.evaluate import evaluate_elbo, evaluate_log_px, mean_sem
 from lib import registry
-from lib.plotting import learning_curves, samples_and_reconstructions, savefig
+from lib.plotting import TWO_COLUMN, samples_and_reconstructions, savefig
 from lib.notebook import open_notebook
 from lib.runs import seed_everything
 from lib.domain_classifier import DomainScores, bernoulli_prior_samples, mnist_classifier
@@ -170,10 +170,10 @@ if {"asvae_r", "asvae_g"} <= set(results):
 # %%
 g = torch.Generator(device=device).manual_seed(SEED)
 fig = samples_and_reconstructions(
-    models, x_test[:32], labels=LABEL, sample_caption="samples (means)", panel_size=(3.4, 7),
+    models, x_test[:32], labels=LABEL, sample_caption="samples (means)",
     sample=lambda name, model: torch.sigmoid(model.decoder(torch.randn(64, model.z_dim, generator=g, device=device))),
     reconstruct=lambda name, model, x: torch.sigmoid(model.decoder(model.sample_posterior(x))),
-    title=f"AS-VAE variants on MNIST ({profile} profile, seed {SEED})")
+    title=f"AS-VAE variants on MNIST ({profile} profile, seed {SEED}, {cfg['steps']} iterations each)")
 savefig(fig, "21_asvae_mnist_samples")
 plt.show()
 
@@ -222,10 +222,20 @@ if "flow_vae" in results:  # Table 1's comparison (paper: 85.1 - 82.51 = 2.6 and
             print(f"-ELBO, flow VAE minus {LABEL[k]}: {gap:+.2f} nats")
 
 # %%
-fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
-curves = {LABEL[n]: [{"step": r["step"], "rec": r.get("primal/rec", r.get("primal/log_q_gen"))} for r in h] for n, h in histories.items()}
-learning_curves(curves, "rec", ax=ax, ylabel="primal term per batch (nats)")
-ax.set_title(f"Training ({profile}): log p(x|z) for AS-VAE / -r, log q(z|x_xi) for -g")
+# Two panels, one quantity each: the decoder's log-likelihood of the data (AS-VAE, AS-VAE-r) and the encoder's
+# log-density of the prior code given the generated image (AS-VAE, AS-VAE-g), batch means as logged by `fit`.
+fig, axes = plt.subplots(1, 2, figsize=(TWO_COLUMN, 2.6), layout="constrained")
+panels = {"primal/rec": (r"$\log p_\theta(x\mid z)$, $z \sim q_\phi(z\mid x)$ [nats]", "data reconstruction"),
+          "primal/log_q_gen": (r"$\log q_\phi(z\mid x_\xi)$, $x_\xi \sim p_\theta(x\mid z)$ [nats]",
+                               "code reconstruction, $z \sim p(z)$")}
+for ax, (key, (ylabel, title)) in zip(axes, panels.items()):
+    for i, (n, h) in enumerate(histories.items()):
+        rows = [r for r in h if key in r]
+        if rows:
+            ax.plot([r["step"] for r in rows], [r[key] for r in rows], color=f"C{i}", label=LABEL[n])
+    ax.set(xlabel="iteration", ylabel=ylabel, title=title)
+    ax.legend(loc="lower right")
+fig.suptitle(f"AS-VAE training on MNIST ({profile} profile, seed {SEED}, {cfg['steps']} iterations): batch means")
 savefig(fig, "21_asvae_mnist_curves")
 plt.show()
 

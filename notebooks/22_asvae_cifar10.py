@@ -50,7 +50,7 @@ import torch
 from lib.data import BatchSampler, DataError, load_cifar10
 from lib.evaluate import dequantize, evaluate_discretized_elbo
 from lib import registry
-from lib.plotting import image_grid, savefig
+from lib.plotting import TWO_COLUMN, image_grid, savefig
 from lib.notebook import open_notebook
 from lib.runs import seed_everything
 from lib.inception_metrics import MetricUnavailable, inception_metrics
@@ -108,12 +108,14 @@ if cifar is not None:
 
 # %%
 if cifar is not None:
-    fig, axes = plt.subplots(1, len(models), figsize=(3.4 * len(models), 3.6), layout="constrained")
+    width = TWO_COLUMN / max(len(models), 2)  # at most two columns; one model: half the width
+    fig, axes = plt.subplots(1, len(models), figsize=(width * len(models), width + 0.7), layout="constrained")
     g = torch.Generator(device=device).manual_seed(SEED)
     for ax, (name, model) in zip(list(getattr(axes, "flat", [axes])), models.items()):
         with torch.no_grad():
             image_grid(model.decoder(torch.randn(64, model.z_dim, generator=g, device=device))[0], nrow=8, ax=ax,
                        title=f"{LABEL[name]}: samples (means)")
+    fig.suptitle(f"CIFAR-10 ({profile} profile, seed {SEED}, {cfg['steps']} iterations each)")
     savefig(fig, "22_asvae_cifar10_samples")
     plt.show()
     metrics = {}

@@ -54,7 +54,7 @@ import torch
 import torch.distributions as D
 
 from lib.notebook import open_notebook
-from lib.plotting import savefig
+from lib.plotting import TWO_COLUMN, savefig
 from lib.losses import kl_fgan_objective
 from lib.nets import mlp
 from lib.toys import random_discrete_joint
@@ -393,12 +393,14 @@ for r in (r_log, r_blind):
     assert abs(r["V_I-hat"] - E_kl_inf) > inf_value_tol and r["mean|.| where T* > -3"] > 3 * TOL["inf_mae_core"]
 
 # %%
-fig, axes = plt.subplots(2, 2, figsize=(13, 9.5))
-axes = axes.flatten()
+fig = plt.figure(figsize=(TWO_COLUMN, 7.8), layout="constrained")
+subs = fig.subfigures(2, 2).flatten()  # one subfigure per panel, its legend below it
+axes = [sub.subplots() for sub in subs]
 
 
-def densities_and_legend(ax, xs, dens: dict, loc: str):
-    """Shade the positive/negative densities on a twin axis (lower part of the panel), one legend for both axes."""
+def densities_and_legend(ax, xs, dens: dict, sub):
+    """Shade the positive/negative densities on a twin axis (lower part of the panel), one legend for both axes,
+    below the panel (in its subfigure ``sub``)."""
     ax2 = ax.twinx()
     for (label, d), color in zip(dens.items(), ("C1", "C4")):
         ax2.fill_between(xs, d, color=color, alpha=0.25, label=label)
@@ -406,41 +408,42 @@ def densities_and_legend(ax, xs, dens: dict, loc: str):
     ax2.set_yticks([])
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = ax2.get_legend_handles_labels()
-    ax2.legend(h1 + h2, l1 + l2, fontsize=8.5, loc=loc, framealpha=0.95)
+    sub.legend(h1 + h2, l1 + l2, loc="outside lower center")
 
 
 ax = axes[0]
 xs_plot = torch.linspace(-4.5, 5.5, 400, dtype=f64)
 with torch.no_grad():
     t_plot = critic_1d(xs_plot.float().to(device)[:, None])[:, 0].cpu()
-ax.plot(xs_plot, t_star_1d(xs_plot), "k--", lw=2, label=r"$T^* = 1 + \log P/Q$")
+ax.plot(xs_plot, t_star_1d(xs_plot), "k--", lw=1.5, label=r"$T^* = 1 + \log P/Q$")
 sel = (xg > -4.5) & (xg < 5.5)
-ax.plot(xg[sel][::40], T_tab[sel][::40], "o", color="C2", ms=4, label=f"free table, exact weights (max err {toy_T_err:.0e})")
-ax.plot(xs_plot, t_plot, color="C0", lw=1.8, label=f"MLP on samples (mean err {mlp_T_mae:.3f})")
+ax.plot(xg[sel][::40], T_tab[sel][::40], "o", color="C2", ms=3, label=f"free table, exact weights\n(max err {toy_T_err:.0e})")
+ax.plot(xs_plot, t_plot, color="C0", lw=1.2, label=f"MLP on samples\n(mean err {mlp_T_mae:.3f})")
 ax.plot(xs_plot, t_star_1d(xs_plot) - 1, color="0.55", lw=1.2, label=r"control: logistic optimum $\log P/Q$")
 ax.set_ylim(-6, 5)
 ax.set_xlabel("$x$")
 ax.set_ylabel("$T(x)$ [nats]")
-ax.set_title(f"Sec. 2: $P = N(0, 1)$ vs $Q = N(0.5, 1.5^2)$, KL = {kl_PQ:.4f} nats\n"
-             f"MLP value {V_hat:.4f} ± {V_se:.4f}; logistic optimum {V_log_hat:.4f}")
+ax.set_title(f"Sec. 2: $P = N(0, 1)$ vs $Q = N(0.5, 1.5^2)$,\nKL = {kl_PQ:.4f} nats; MLP value {V_hat:.4f} ± {V_se:.4f};\n"
+             f"logistic optimum {V_log_hat:.4f}")
 densities_and_legend(ax, xs_plot, {"density $P$ (positives)": P_n.log_prob(xs_plot).exp(),
-                                   "density $Q$ (negatives)": Q_n.log_prob(xs_plot).exp()}, "upper right")
+                                   "density $Q$ (negatives)": Q_n.log_prob(xs_plot).exp()}, subs[0])
 zs_plot = torch.linspace(-3.5, 4.0, 300, dtype=f64)
-for ax, x0, loc in zip(axes[1:], (-1.5, 0.0, 1.5), ("upper right", "upper right", "upper left")):
+for ax, x0, sub in zip(axes[1:], (-1.5, 0.0, 1.5), subs[1:]):
     xx = torch.full_like(zs_plot, x0)
     with torch.no_grad():
         t_sl = critic_inf(torch.stack([xx, zs_plot], 1).float().to(device))[:, 0].cpu()
-    ax.plot(zs_plot, T_star_inf(xx, zs_plot), "k--", lw=2, label=r"$T^* = 1 + \log q(z|x) - \log p(z)$")
-    ax.plot(zs_plot, t_sl, color="C0", lw=1.8, label="trained MLP $T(x, z)$")
+    ax.plot(zs_plot, T_star_inf(xx, zs_plot), "k--", lw=1.5, label=r"$T^* = 1 + \log q(z\mid x) - \log p(z)$")
+    ax.plot(zs_plot, t_sl, color="C0", lw=1.2, label="trained MLP $T(x, z)$")
     ax.set_ylim(-8, 6)
     ax.set_xlabel("$z$")
     ax.set_ylabel(f"$T(x={x0:g}, z)$ [nats]")
     kl_x = D.kl_divergence(D.Normal(enc_mean(torch.tensor(x0, dtype=f64)), enc_std(torch.tensor(x0, dtype=f64))), N01)
-    ax.set_title(f"Sec. 3: inference critic on the slice $x = {x0:g}$\nKL(q(z|x) || p(z)) = {kl_x:.3f} nats")
-    densities_and_legend(ax, zs_plot, {f"$q(z | x={x0:g})$ (positives)": D.Normal(enc_mean(xx), enc_std(xx)).log_prob(zs_plot).exp(),
-                                       "$p(z)$ (negatives)": N01.log_prob(zs_plot).exp()}, loc)
-fig.suptitle("f-GAN KL critics converge to $T^* = 1 + \\log P/Q$ where the densities have mass")
-fig.tight_layout()
+    ax.set_title(f"Sec. 3: inference critic on the slice $x = {x0:g}$\n"
+                 f"$\\mathrm{{KL}}(q(z\\mid x)\\,\\|\\,p(z))$ = {kl_x:.3f} nats")
+    densities_and_legend(ax, zs_plot, {f"$q(z\\mid x={x0:g})$ (positives)": D.Normal(enc_mean(xx), enc_std(xx)).log_prob(zs_plot).exp(),
+                                       "$p(z)$ (negatives)": N01.log_prob(zs_plot).exp()}, sub)
+fig.suptitle("f-GAN KL critics converge to $T^* = 1 + \\log P/Q$ where the densities have mass\n"
+             f"({profile} profile, seed {SEED}; {SETTINGS['fgan_steps']} and {SETTINGS['inf_steps']} critic iterations)")
 savefig(fig, "30_bavae_critics")
 plt.show()
 
@@ -703,33 +706,35 @@ assert mi_informative > 1e6 * TOL["identity"]
 assert abs(tab_collapse.loc["informative", "paper V_G* + V_I*"] - mi_informative) < TOL["identity"]
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
+fig = plt.figure(figsize=(TWO_COLUMN, 4.4), layout="constrained")
+subs = fig.subfigures(1, 2)  # one subfigure per panel, its legend below it
+axes = [sub.subplots() for sub in subs]
 ax = axes[0]
-ax.scatter(g0["D_star"].flatten(), fits["D, prior codes p(z)p(x|z) as negatives"].flatten(), s=36, color="0.6", marker="x",
+ax.scatter(g0["D_star"].flatten(), fits["D, prior codes p(z)p(x|z) as negatives"].flatten(), s=18, color="0.6", marker="x",
            label="$D$ fitted, prior codes as negatives")
-ax.scatter(g0["D_star"].flatten(), fits["D (generative)"].flatten(), s=36, color="C0", label="$D$ fitted (generative game)")
-ax.scatter(g0["T_star"].flatten(), fits["T (inference)"].flatten(), s=36, color="C1", marker="s", facecolor="none",
+ax.scatter(g0["D_star"].flatten(), fits["D (generative)"].flatten(), s=18, color="C0", label="$D$ fitted (generative game)")
+ax.scatter(g0["T_star"].flatten(), fits["T (inference)"].flatten(), s=18, color="C1", marker="s", facecolor="none",
            label="$T$ fitted (inference game)")
 lo = min(g0["D_star"].min(), g0["T_star"].min(), fits["D, prior codes p(z)p(x|z) as negatives"].min()).item() - 0.5
 hi = max(g0["D_star"].max(), g0["T_star"].max(), fits["D, prior codes p(z)p(x|z) as negatives"].max()).item() + 0.5
 ax.plot([lo, hi], [lo, hi], "k--", lw=1, zorder=0, label="$y = x$")
 ax.set_xlabel("closed-form optimum $D^*$, $T^*$ [nats]")
 ax.set_ylabel("fitted free table [nats]")
-ax.set_title(f"Discrete toy: exact-weight fits (max error {max(gen_D_err, tab_fit.loc['T (inference)', 'max|t - game optimum|']):.0e})")
-ax.legend(fontsize=8, loc="upper left")
+ax.set_title(f"Discrete toy: exact-weight fits\n(max error {max(gen_D_err, tab_fit.loc['T (inference)', 'max|t - game optimum|']):.0e})")
 ax = axes[1]
 ref = g_negelbo[1].flatten()
-ax.scatter(ref, g_paper[1].flatten(), s=36, color="C3", label=r"paper: $\nabla_\phi(V_G^* + V_I^*)$")
-ax.scatter(ref, g_rest[1].flatten(), s=36, color="C2", marker="s", facecolor="none", label=r"restored: $\nabla_\phi(V_G^* + V_M^*)$")
-ax.scatter(ref, (g_negelbo[1] + g_mi[1]).flatten(), s=70, color="k", marker="+", zorder=3,
+ax.scatter(ref, g_paper[1].flatten(), s=18, color="C3", label=r"paper: $\nabla_\phi(V_G^* + V_I^*)$")
+ax.scatter(ref, g_rest[1].flatten(), s=18, color="C2", marker="s", facecolor="none", label=r"restored: $\nabla_\phi(V_G^* + V_M^*)$")
+ax.scatter(ref, (g_negelbo[1] + g_mi[1]).flatten(), s=36, color="k", marker="+", zorder=3,
            label=r"$\nabla_\phi(-\mathcal{E} + I_q)$ (prediction)")
 lo, hi = min(ref.min(), g_paper[1].min()).item() - 0.02, max(ref.max(), g_paper[1].max()).item() + 0.02
 ax.plot([lo, hi], [lo, hi], "k--", lw=1, zorder=0, label="$y = x$")
-ax.set_xlabel(r"$\nabla_\phi(-\mathrm{ELBO})$, per entry of the encoder logits $\phi$")
+ax.set_xlabel(r"$\nabla_\phi(-\mathrm{ELBO})$, per entry of" "\n" r"the encoder logits $\phi$")
 ax.set_ylabel("encoder gradient of the game")
-ax.set_title(f"Encoder gradients: the paper's game adds $\\nabla_\\phi I_q(x;z)$ (norm {grad_phi_dropped_norm:.3f})")
-ax.legend(fontsize=8, loc="upper left")
-fig.tight_layout()
+ax.set_title(f"Encoder gradients: the paper's game adds\n$\\nabla_\\phi I_q(x;z)$ (norm {grad_phi_dropped_norm:.3f})")
+for sub, ax in zip(subs, axes):
+    sub.legend(*ax.get_legend_handles_labels(), loc="outside lower center")
+fig.suptitle(f"BAVAE's games on the discrete toy ({profile} profile, seed {SEED})")
 savefig(fig, "30_bavae_discrete_game")
 plt.show()
 

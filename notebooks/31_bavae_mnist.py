@@ -75,7 +75,7 @@ from lib.data import BatchSampler, load_mnist
 from lib.evaluate import evaluate_elbo, mean_sem
 from lib import registry
 from lib.nets import Adversary, GaussianDecoder, ImplicitDecoder
-from lib.plotting import learning_curves, samples_and_reconstructions, savefig
+from lib.plotting import TWO_COLUMN, learning_curves, samples_and_reconstructions, savefig
 from lib.notebook import open_notebook
 from lib.runs import seed_everything
 from lib.domain_classifier import DomainScores, mnist_classifier
@@ -184,18 +184,19 @@ assert toy_mass["Gaussian VAE"]["gap"] > 0.25 and float((vae_mean - 0.5).abs().m
 ns = toy_mass["BAVAE (nonsaturating)"]
 assert min(ns["dark"], ns["bright"]) > 1 / 3 and ns["gap"] < 0.10, ns
 
-fig, axes = plt.subplots(1, 4, figsize=(16, 3.4), layout="constrained")
+fig, axes = plt.subplots(1, 4, figsize=(TWO_COLUMN, 2.5), layout="constrained")
 for ax, name in zip(axes, [k for k in toy_samples if k != "data"]):
-    ax.scatter(z_toy[:2000, 0].cpu(), toy_samples[name][:2000, 0].cpu(), s=2, alpha=0.4)
+    ax.scatter(z_toy[:2000, 0].cpu(), toy_samples[name][:2000, 0].cpu(), s=1, alpha=0.4, rasterized=True)
     ax.axhspan(0.35, 0.65, color="red", alpha=0.08)
-    ax.set(title=f"{name}: samples", xlabel="code $z$", ylabel="$x$", ylim=(-0.1, 1.1))
+    ax.set(title=name.replace(" (", "\n("), xlabel="code $z$", ylabel="$x$", ylim=(-0.1, 1.1))
 bins = np.linspace(-0.1, 1.1, 97)
 for name, xs in toy_samples.items():
     axes[3].hist(xs[:, 0].cpu().numpy(), bins=bins, density=True, histtype="step", lw=1.5, label=name)
 axes[3].axvspan(0.35, 0.65, color="red", alpha=0.08)
-axes[3].set(title="$x$ of the samples (gap shaded)", xlabel="$x$")
-axes[3].legend(fontsize=8)
-fig.suptitle(f"Bimodal decoder ({profile} profile, seed {SEED}): the best Gaussian sits between the modes; the implicit decoder can cover both")
+axes[3].set(title="$x$ of the samples\n(gap shaded)", xlabel="$x$", ylabel="density")
+fig.legend(*axes[3].get_legend_handles_labels(), loc="outside lower center", ncol=len(toy_samples))
+fig.suptitle(f"Bimodal decoder ({profile} profile, seed {SEED}): the best Gaussian sits between the modes;\n"
+             "the implicit decoder can cover both")
 if save:
     savefig(fig, "31_bavae_toy_bimodal_decoder")
 plt.show()
@@ -252,7 +253,7 @@ g = torch.Generator(device=device).manual_seed(SEED)
 fig = samples_and_reconstructions(
     models, x_test[:32], labels=LABEL, sample_caption=lambda name: "means" if name == "vae" else "samples",
     sample=lambda name, model: decode(name, model, torch.randn(64, cfg["z_dim"], generator=g, device=device), g),
-    reconstruct=lambda name, model, x: reconstruct(name, model, x, g), panel_size=(3.4, 7),
+    reconstruct=lambda name, model, x: reconstruct(name, model, x, g),
     title=f"MNIST ({profile} profile, seed {SEED}, {cfg['steps']} iterations each)")
 if save:
     savefig(fig, "31_bavae_mnist_samples")
@@ -347,12 +348,16 @@ if "vae" in models:
               f" (1 = codes ignore x)")
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), layout="constrained")
+fig, axes = plt.subplots(1, 2, figsize=(TWO_COLUMN, 2.8), layout="constrained")
 adv = {LABEL[k]: h for k, h in histories.items() if k != "vae"}
-learning_curves(adv, "discriminators/V_G", ax=axes[0], ylabel="V_G per batch (nats)")
-axes[0].set_title("Generative game value (a lower bound on E KL(q(x|z) || p(x|z)))")
-learning_curves(adv, "discriminators/V_I", ax=axes[1], ylabel="V_I per batch (nats)")
-axes[1].set_title("Inference game value (a lower bound on E KL(q(z|x) || p(z)))")
+learning_curves(adv, "discriminators/V_G", ax=axes[0], ylabel="$V_G$ per batch [nats]", legend=False)
+axes[0].set_title("Generative game value $V_G$, a lower bound on\n"
+                  r"$\mathbb{E}\,\mathrm{KL}(q(x\mid z)\,\|\,p_\theta(x\mid z))$")
+learning_curves(adv, "discriminators/V_I", ax=axes[1], ylabel="$V_I$ per batch [nats]", legend=False)
+axes[1].set_title("Inference game value $V_I$, a lower bound on\n"
+                  r"$\mathbb{E}\,\mathrm{KL}(q_\phi(z\mid x)\,\|\,p(z))$")
+fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=len(adv))
+fig.suptitle(f"BAVAE game values on MNIST ({profile} profile, seed {SEED}, {cfg['steps']} iterations each)")
 if save:
     savefig(fig, "31_bavae_mnist_curves")
 plt.show()

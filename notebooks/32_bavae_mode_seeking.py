@@ -41,7 +41,7 @@ import torch
 import torch.distributions as D
 
 from lib.notebook import open_notebook
-from lib.plotting import savefig
+from lib.plotting import TWO_COLUMN, savefig
 from lib.bavae import kl_fgan_objective
 from lib.nets import mlp
 from lib.toys import gaussian_mixture_1d
@@ -291,43 +291,50 @@ for d in ("direct", "reverse"):
 assert abs(r_rev["s"] - s_dir) > 10 * TOL["direct_s"] and abs(r_dir["s"] - s_rev) > 10 * TOL["reverse_s"]
 
 # %%
-fig, axes = plt.subplots(1, 3, figsize=(18, 4.8), gridspec_kw={"width_ratios": [1.3, 1, 1]})
-ax = axes[0]
+# Left: the fitted densities; right: the two games' paths on their KL landscapes. Each part has its legend below it.
+fig = plt.figure(figsize=(TWO_COLUMN, 4.4), layout="constrained")
+sub_fit, sub_kl = fig.subfigures(1, 2, width_ratios=[1, 2.1])
+ax = sub_fit.subplots()
+axes = [ax, *sub_kl.subplots(1, 2)]
 xs = torch.linspace(-6, 6, 600, dtype=f64)
 ax.fill_between(xs, P64.log_prob(xs).exp(), color="0.85", label="target $P$ (bimodal)")
 for d, color in (("direct", "C0"), ("reverse", "C3")):
     r = tab_mode.loc[d]
-    ax.plot(xs, D.Normal(r["mu"], r["s"]).log_prob(xs).exp(), color=color, lw=2,
-            label=f"{d} KL game: $\\mu$ = {r['mu']:.3f}, $s$ = {r['s']:.3f}")
+    ax.plot(xs, D.Normal(r["mu"], r["s"]).log_prob(xs).exp(), color=color, lw=1.6,
+            label=f"{d} KL game:\n$\\mu$ = {r['mu']:.3f}, $s$ = {r['s']:.3f}")
     ax.plot(xs, D.Normal(r["mu*"], r["s*"]).log_prob(xs).exp(), color={"C0": "navy", "C3": "darkred"}[color], lw=1.3,
             ls=(0, (4, 3)), zorder=3,
-            label=f"exact {d}-KL optimum: $\\mu$ = {r['mu*']:.3f}, $s$ = {r['s*']:.3f}")
+            label=f"exact {d}-KL optimum:\n$\\mu$ = {r['mu*']:.3f}, $s$ = {r['s*']:.3f}")
 ax.plot(xs, D.Normal(local_min[0], local_min[1].exp()).log_prob(xs).exp(), color="C3", lw=1, ls=":",
-        label=f"reverse-KL local minimum: $s$ = {local_min[1].exp():.3f}")
+        label=f"reverse-KL local minimum:\n$s$ = {local_min[1].exp():.3f}")
 ax.set_xlabel("$x$")
 ax.set_ylabel("density")
 ax.set_ylim(0, 1.0)
-ax.set_title("Gaussian fitted to a bimodal target by each f-GAN KL game")
-ax.legend(fontsize=8, loc="upper left")
+ax.set_title("Gaussian fitted to a bimodal target\nby each f-GAN KL game")
+sub_fit.legend(*ax.get_legend_handles_labels(), loc="outside lower center")
 mus, ss = torch.linspace(-0.8, 2.8, 73, dtype=f64), torch.linspace(0.3, 2.8, 61, dtype=f64)
 for ax, d, fn in ((axes[1], "direct", kl_direct), (axes[2], "reverse", kl_reverse)):
     Z = torch.stack([torch.stack([fn(m, s.log()) for m in mus]) for s in ss]).detach()
     cs = ax.contour(mus, ss, Z.log10(), levels=18, cmap="viridis", linewidths=0.8)
-    ax.clabel(cs, cs.levels[::3], fontsize=7, fmt=lambda v: f"{10**v:.2g}")
+    ax.clabel(cs, cs.levels[::3], fontsize=8, fmt=lambda v: f"{10**v:.2g}")
     g, path, _ = games[d]
     ax.plot(path[:, 0], path[:, 1], color="C0" if d == "direct" else "C3", lw=1.5, label=f"{d} game (adversarial)")
     ax.plot(*path[-1], "o", color="C0" if d == "direct" else "C3", ms=7)
-    ax.plot(exact[d][0], exact[d][1], "k*", ms=14, label=f"exact {d}-KL optimum")
+    ax.plot(exact[d][0], exact[d][1], "k*", ms=10, label=f"exact {d}-KL optimum")
     ax.plot(*path[0], "ks", ms=6, mfc="none", label="start $(\\mu, s) = (1, 1)$")
     if d == "reverse":
-        ax.plot(path_paper[:, 0], path_paper[:, 1], "k:", lw=1.5, label="exact gradient flow from (0.5, 1)")
+        ax.plot(path_paper[:, 0], path_paper[:, 1], "k:", lw=1.5, label="exact flow from (0.5, 1)")
         ax.plot(local_min[0], local_min[1].exp(), "kX", ms=9, label="local minimum")
-        ax.plot(path_ours[:, 0], path_ours[:, 1], color="0.5", ls="--", lw=1, label="exact gradient flow from (1, 1)")
+        ax.plot(path_ours[:, 0], path_ours[:, 1], color="0.5", ls="--", lw=1, label="exact flow from (1, 1)")
     ax.set_xlabel(r"$\mu$")
     ax.set_ylabel("$s$")
-    ax.set_title(f"{d}: {'KL(P || Q)' if d == 'direct' else 'KL(Q || P)'} over $(\\mu, s)$ (contours, nats)")
-    ax.legend(fontsize=7.5, loc="upper right")
-fig.tight_layout()
+    kl = r"$\mathrm{KL}(P\,\|\,Q)$" if d == "direct" else r"$\mathrm{KL}(Q\,\|\,P)$"
+    ax.set_title(f"{d}: {kl} over $(\\mu, s)$\n(contours, nats)")
+handles = {}  # one legend for both landscapes, each entry once
+for ax in axes[1:]:
+    handles.update({label: h for h, label in zip(*ax.get_legend_handles_labels())})
+sub_kl.legend(handles.values(), handles.keys(), loc="outside lower center", ncol=2)
+fig.suptitle(f"f-GAN KL games on a bimodal target ({profile} profile, seed {SEED}, {SETTINGS['mode_steps']} generator steps)")
 savefig(fig, "32_bavae_mode_seeking")
 plt.show()
 

@@ -64,7 +64,7 @@ import torch
 import torch.distributions as D
 
 from lib.notebook import open_notebook
-from lib.plotting import savefig
+from lib.plotting import TWO_COLUMN, savefig
 from lib.avae import generator_loss, latent_reconstruction_loss
 from lib.losses import discriminator_loss, vae_loss
 from lib.method import Method
@@ -284,34 +284,35 @@ assert min(r_gan0["mass near +1"], r_gan0["mass near -1"]) > TOL["gan_mode_mass"
 assert r_gan0["rms(x1_hat - z)"] > TOL["gan_x1_rms"], r_gan0                # fails the code-fidelity check
 
 # %%
-fig, axes = plt.subplots(1, 4, figsize=(18, 4.4))
+fig, axes = plt.subplots(1, 4, figsize=(TWO_COLUMN, 2.9), layout="constrained")
 n_show = 1500
-panels = [("data $x$ (colour: $x_1$)", x_data, x_data[:, 0]),
-          ("MSE decoder $\\hat x(z)$", xh_mse, z_ev[:, 0]),
-          ("AVAE generator $G(z, \\xi)$: GAN + $\\mathcal{L}_Z$", xh_gan, z_ev[:, 0])]
+panels = [("data $x$\n(colour: $x_1$)", x_data, x_data[:, 0]),
+          ("MSE decoder $\\hat x(z)$\n(colour: the code $z$)", xh_mse, z_ev[:, 0]),
+          ("AVAE: GAN + $\\mathcal{L}_Z$\n(colour: the code $z$)", xh_gan, z_ev[:, 0])]
 for i, (ax, (title, pts, col)) in enumerate(zip(axes, panels)):
     pts, col = pts[:n_show].cpu(), col[:n_show].cpu()
-    ax.scatter(pts[:, 0], pts[:, 1], c=col, cmap="coolwarm", s=4, vmin=-2.5, vmax=2.5)
+    ax.scatter(pts[:, 0], pts[:, 1], c=col, cmap="coolwarm", s=1.5, vmin=-2.5, vmax=2.5, rasterized=True)
     ax.set_xlim(-3.5, 3.5)
     ax.set_ylim(-1.6, 1.6)
     ax.set_xlabel("$x_1$")
     ax.set_ylabel("$x_2$")
-    ax.set_title(title + ("" if i == 0 else "\ncolour: the code $z$"))
+    ax.set_title(title)
 ax = axes[3]
 bins = np.linspace(-1.6, 1.6, 81)
 for label, pts, color in (("data", x_data, "0.6"), ("MSE decoder", xh_mse, "C3"), ("GAN + $\\mathcal{L}_Z$", xh_gan, "C0"),
                           ("GAN alone", xh_gan0, "C2")):
     ax.hist(pts[:, 1].cpu().numpy(), bins=bins, density=True, histtype="step" if label != "data" else "stepfilled",
-            color=color, lw=1.5, label=label, alpha=0.6 if label == "data" else 1)
+            color=color, lw=1.2, label=label, alpha=0.6 if label == "data" else 1)
 ax.set_xlabel("$x_2$ (not encoded)")
 ax.set_ylabel("density")
 ax.set_yscale("log")
 ax.set_ylim(1e-2, None)
-ax.legend(fontsize=8)
-ax.set_title(f"$x_2$: MSE mass near the modes {mse_mode_mass:.3f};\nGAN + $\\mathcal{{L}}_Z$ min mode mass {gan_mode_mass:.3f}, "
-             f"rms$(\\hat x_1 - z)$ = {r_gan['rms(x1_hat - z)']:.3f}")
-fig.suptitle(f"Sec. 1: the MSE optimum $E[x|z]$ sits between the modes; the adversary recovers them (seed {SEED})")
-fig.tight_layout()
+ax.set_title("law of $x_2$\n(log scale)")
+fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncol=4)
+fig.suptitle(f"Sec. 1: the MSE optimum $E[x\\mid z]$ sits between the modes; the adversary recovers them\n"
+             f"({profile} profile, seed {SEED}, {SETTINGS['gan_steps']} GAN iterations). "
+             f"$x_2$ mass near the modes: MSE {mse_mode_mass:.3f},\nGAN + $\\mathcal{{L}}_Z$ (min over modes) "
+             f"{gan_mode_mass:.3f}; rms$(\\hat x_1 - z)$ = {r_gan['rms(x1_hat - z)']:.3f}", fontsize=9)
 savefig(fig, "40_avae_bimodal")
 plt.show()
 
@@ -468,22 +469,23 @@ print(f"one toy number: Var of the code variant's optimum / Var mu_e(x) = {code_
       f"(= 1 / (1 - sigma^2) = {(1 / target_var).numpy().round(4).tolist()})")
 
 # %%
-fig, axes = plt.subplots(1, Zl, figsize=(15, 4))
+fig, axes = plt.subplots(1, Zl, figsize=(TWO_COLUMN, 3.4), layout="constrained")
 grid = torch.linspace(-3.5, 3.5, 300, dtype=f64)
 for j, ax in enumerate(axes):
     ax.hist(mu_data[:, j].numpy(), bins=120, range=(-3.5, 3.5), density=True, color="0.75",
-            label="$\\mu_e(x)$, $x$ ~ data (Monte Carlo)")
-    for label, var, style in ((f"$\\sqrt{{1-\\sigma^2}}\\,z$: L_Z optimum (slides), var {target_var[j]:.3f}", target_var[j], "k-"),
-                              (f"$z$: L_Z optimum (code variant), var 1", torch.tensor(1.0, dtype=f64), "C1--"),
-                              (f"$(1-\\sigma^2)\\,z$: MSE optimum, var {target_var[j] ** 2:.3f}", target_var[j] ** 2, "C3:")):
-        ax.plot(grid, D.Normal(0.0, var.sqrt()).log_prob(grid).exp(), style, lw=1.8, label=label)
+            label="$\\mu_e(x)$, $x \\sim$ data (Monte Carlo)")
+    for label, var, style in ((r"$\sqrt{1-\sigma^2}\,z$: $\mathcal{L}_Z$ optimum (slides)", target_var[j], "k-"),
+                              (r"$z$: $\mathcal{L}_Z$ optimum (code variant)", torch.tensor(1.0, dtype=f64), "C1--"),
+                              (r"$(1-\sigma^2)\,z$: MSE optimum", target_var[j] ** 2, "C3:")):
+        ax.plot(grid, D.Normal(0.0, var.sqrt()).log_prob(grid).exp(), style, lw=1.2, label=label)
     ax.set_xlabel(f"$\\mu_{{e,{j}}}$")
-    ax.set_ylim(0, 1.45 * ax.get_ylim()[1])
-    ax.set_title(f"latent dim {j}: $\\sigma_e$ = {sig2[j].sqrt():.3f}\nKS(data, L_Z optimum) = {r_lz[f'KS[{j}]']:.4f}")
-    ax.legend(fontsize=7, loc="upper left")
+    ax.set_title(f"latent dim {j}: $\\sigma_e$ = {sig2[j].sqrt():.3f}\nvariances {target_var[j]:.3f} | 1 | {target_var[j] ** 2:.3f}\n"
+                 f"KS(data, $\\mathcal{{L}}_Z$ opt.) = {r_lz[f'KS[{j}]']:.4f}")
 axes[0].set_ylabel("density")
-fig.suptitle("Sec. 2: linear-Gaussian model, aggregated posterior = prior: the $\\mathcal{L}_Z$ optimum has the law of $\\mu_e(x)$")
-fig.tight_layout()
+fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=2)
+fig.suptitle(f"Sec. 2: linear-Gaussian model, aggregated posterior = prior:\nthe $\\mathcal{{L}}_Z$ optimum has the law of "
+             f"$\\mu_e(x)$ ({profile} profile)\n"
+             r"(titles: variances of the $\mathcal{L}_Z$ (slides) | $\mathcal{L}_Z$ (code) | MSE optima)")
 savefig(fig, "40_avae_linear_gaussian")
 plt.show()
 

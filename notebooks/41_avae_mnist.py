@@ -100,7 +100,7 @@ import torch
 
 from lib.data import IMAGE_DATASETS, BatchSampler, DataError, load_image_dataset
 from lib.registry import build
-from lib.plotting import learning_curves, samples_and_reconstructions, savefig
+from lib.plotting import TWO_COLUMN, samples_and_reconstructions, savefig
 from lib.notebook import open_notebook
 from lib.runs import seed_everything
 from lib.domain_classifier import DomainScores, mnist_classifier
@@ -323,22 +323,42 @@ if "avae" in fid and "gan" in fid:
     print(f"AVAE FID / GAN's = {targets['avae_fid_over_gan']:.2f} (slides: 15.01 / 14.54 = 1.03)")
 
 # %%
-fig, axes = plt.subplots(1, 3, figsize=(16, 3.8), layout="constrained")
+# One colour per model in every panel, one legend for the models below the panels. The generator's two terms have
+# different units: the adversarial term is a log-loss (nats), L_Z a half squared distance in units of sigma_e^2.
+fig, axes = plt.subplots(1, 3, figsize=(TWO_COLUMN, 2.9), layout="constrained")
+COLOR = {k: f"C{i}" for i, k in enumerate(LABEL)}
 LOGITS = {"gan": ("discriminator/d_real", "discriminator/d_fake"), "vaegan": ("discriminator/d_real", "discriminator/d_prior"),
           "bigan": ("discriminator/d_enc", "discriminator/d_gen"), "avae": ("discriminator/c_real", "discriminator/c_fake")}
-gaps = {LABEL[k]: [{"step": r["step"], "gap": r[LOGITS[k][0]] - r[LOGITS[k][1]]} for r in histories[k] if LOGITS[k][0] in r]
-        for k in histories if k in LOGITS}
-learning_curves(gaps, "gap", ax=axes[0], ylabel="mean logit, real - generated")
+
+
+def curve(ax, k, value, **kw):
+    """Plot value(row) against the step for model k's logged rows where value(row) is defined."""
+    rows = [(r["step"], value(r)) for r in histories[k]]
+    rows = [(step, v) for step, v in rows if v is not None]
+    ax.plot([step for step, _ in rows], [v for _, v in rows], **kw)
+
+
+for k in histories:
+    if k in LOGITS:
+        real, fake = LOGITS[k]
+        curve(axes[0], k, lambda r: r[real] - r[fake] if real in r else None, color=COLOR[k], label=LABEL[k])
+    if k in ("vae", "avae"):
+        curve(axes[1], k, lambda r: r.get("vae/rec"), color=COLOR[k], label=LABEL[k])
 axes[0].axhline(0, color="k", ls=":", lw=1)
-axes[0].set_title("Discriminator margin (0: cannot tell; BiGAN: (x, E(x)) vs (G(z), z))")
-learning_curves({LABEL[k]: h for k, h in histories.items() if k in ("vae", "avae")}, "vae/rec", ax=axes[1],
-                ylabel="1/2 ||x - Dec(z)||^2 per image")
-axes[1].set_title("VAE reconstruction term")
+axes[0].set(xlabel="iteration", ylabel="mean logit, real − generated",
+            title="Discriminator margin\n(0: cannot tell; BiGAN:\n$(x, E(x))$ vs $(G(z), z)$)")
+axes[1].set(xlabel="iteration", ylabel=r"$\frac{1}{2}\|x - \mathrm{Dec}(z)\|^2$ per image",
+            title="VAE reconstruction term\n(pixels in [0, 1])")
 if "avae" in histories:
-    learning_curves({"AVAE adversarial": histories["avae"]}, "generator/adv", ax=axes[2], ylabel="nats per image")
-    learning_curves({"AVAE L_Z": histories["avae"]}, "generator/L_Z", ax=axes[2], ylabel="nats per image")
+    curve(axes[2], "avae", lambda r: r.get("generator/adv"), color="k",
+          label=r"adversarial $\mathrm{softplus}(-C(G))$ [nats]")
+    curve(axes[2], "avae", lambda r: r.get("generator/L_Z"), color="k", ls="--",
+          label=r"$\mathcal{L}_Z$ [squared distance, units of $\sigma_e^2$]")
     axes[2].set_yscale("log")
-axes[2].set_title("AVAE generator terms")
+axes[2].set(xlabel="iteration", ylabel="per image (batch mean)", title="AVAE generator terms\n(log scale)")
+handles = {label: h for ax in axes for h, label in zip(*ax.get_legend_handles_labels())}  # models, then AVAE's terms
+fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncol=4)
+fig.suptitle(f"{DATA_NAME} training ({profile} profile, seed {SEED}, {cfg['steps']} iterations each): batch means")
 if save:
     savefig(fig, f"{EXPERIMENT}_curves")
 plt.show()

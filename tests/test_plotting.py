@@ -43,8 +43,8 @@ def test_samples_and_reconstructions_shows_each_model_s_images_in_order():
         assert calls == [(step, name, False) for name in models for step in ("sample", "reconstruct")]
         top, bottom = fig.axes[:3], fig.axes[3:]  # subplots(2, 3): row-major
         assert tuple(fig.get_size_inches()) == (6, 3) and fig.get_suptitle() == "T"
-        assert [ax.get_title() for ax in top] == ["A: caption a", "b: caption b", "gan: caption gan"]
-        assert [ax.get_title() for ax in bottom[:2]] == ["A: data | reconstruction", "b: data | reconstruction"]
+        assert [ax.get_title() for ax in top] == ["A\ncaption a", "b\ncaption b", "gan\ncaption gan"]
+        assert [ax.get_title() for ax in bottom[:2]] == ["A\ndata | reconstruction", "b\ndata | reconstruction"]
         assert [len(ax.get_images()) for ax in fig.axes] == [1, 1, 1, 1, 1, 0]
         assert "no encoder" in bottom[2].texts[0].get_text()
         for ax, (name, m) in zip(top, models.items()):  # every sample, in order; blank (white) tiles after them
@@ -67,7 +67,70 @@ def test_samples_and_reconstructions_defaults_label_with_the_name_and_a_fixed_ca
     x = torch.zeros(2, 1, 3, 3)
     fig = samples_and_reconstructions({"vae": None}, x, lambda n, m: torch.ones(2, 1, 3, 3), lambda n, m, xs: xs)
     try:
-        assert fig.axes[0].get_title() == "vae: samples" and tuple(fig.get_size_inches()) == pytest.approx((3.2, 6.6))
+        assert fig.axes[0].get_title() == "vae\nsamples" and tuple(fig.get_size_inches()) == pytest.approx((7.0, 14.8))
         assert fig.get_suptitle() == ""
     finally:
         plt.close(fig)
+
+
+# ------------------------------------------------------------------------------------------------ style and savefig
+def _figure(width: float):
+    fig, ax = plt.subplots(figsize=(width, 2.0), layout="constrained")
+    ax.plot([0, 1, 2], [0, 1, 4], label=r"$\log p_\theta(x\mid z)$")
+    ax.set(xlabel="iteration", ylabel="nats", title="probe")
+    ax.legend()
+    return fig
+
+
+def test_style_sets_readable_sizes_and_truetype_fonts():
+    import matplotlib as mpl
+
+    from lib import plotting
+
+    mpl.rcParams.update({"legend.fontsize": 6, "pdf.fonttype": 3})
+    plotting.use_style()
+    fp = mpl.font_manager.FontProperties
+    for key in ("font.size", "axes.labelsize", "axes.titlesize", "xtick.labelsize", "ytick.labelsize",
+                "legend.fontsize", "legend.title_fontsize"):
+        assert fp(size=mpl.rcParams[key]).get_size_in_points() >= 8, key
+    assert fp(size=mpl.rcParams["legend.fontsize"]).get_size_in_points() == 8
+    assert mpl.rcParams["pdf.fonttype"] == 42 and mpl.rcParams["ps.fonttype"] == 42
+    assert (plotting.ONE_COLUMN, plotting.TWO_COLUMN) == (3.3, 7.0)
+
+
+def test_savefig_writes_png_and_pdf_with_embedded_truetype_fonts_and_same_bytes_twice(tmp_path, monkeypatch):
+    import matplotlib as mpl
+
+    from lib import plotting
+
+    monkeypatch.setenv("AVAE_FIGURES_DIR", str(tmp_path))
+    fig = _figure(plotting.ONE_COLUMN)
+    try:
+        with mpl.rc_context({"pdf.fonttype": 3}):  # savefig embeds TrueType whatever the caller's rcParams
+            paths = plotting.savefig(fig, "probe")
+        assert paths == [tmp_path / "probe.png", tmp_path / "probe.pdf"]
+        first = {p.suffix: p.read_bytes() for p in paths}
+        plotting.savefig(fig, "probe")
+        assert {p.suffix: p.read_bytes() for p in paths} == first
+    finally:
+        plt.close(fig)
+    png, pdf = first[".png"], first[".pdf"]
+    assert png.startswith(b"\x89PNG") and pdf.startswith(b"%PDF")
+    assert b"/FontFile2" in pdf and b"/Type3" not in pdf.replace(b" ", b"")
+    width_px = int.from_bytes(png[16:20], "big")  # IHDR, independent of lib.plotting._png_size
+    assert 0.8 * 3.3 * 200 < width_px <= 3.3 * 200 + 1  # 200 dpi, cropped to the content
+
+
+def test_savefig_refuses_a_figure_wider_than_two_columns(tmp_path, monkeypatch):
+    from lib import plotting
+
+    monkeypatch.setenv("AVAE_FIGURES_DIR", str(tmp_path))
+    ok, wide = _figure(plotting.TWO_COLUMN), _figure(plotting.TWO_COLUMN + 0.5)
+    try:
+        assert len(plotting.savefig(ok, "ok")) == 2
+        with pytest.raises(ValueError, match=r"'wide' is 7\.\d+ in .* limit is TWO_COLUMN = 7\.0 in"):
+            plotting.savefig(wide, "wide")
+    finally:
+        plt.close(ok)
+        plt.close(wide)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.pdf", "ok.png"]
