@@ -1,5 +1,5 @@
-"""Plotting helpers: one figure style for the whole repository, and figures saved to ``figures/<profile>/`` as PNG and PDF,
-atomically and with fixed metadata, so that an unchanged regeneration leaves ``git diff`` empty.
+"""Plotting helpers: one figure style for the whole repository, and figures saved to ``figures/<profile>/`` as PNG
+and PDF, atomically and with fixed metadata, so that an unchanged regeneration leaves ``git diff`` empty.
 
 The style (:data:`STYLE`, applied by importing this module and again by :func:`use_style`) is sized for a paper set
 in one or two columns: a figure's width is :data:`ONE_COLUMN` (3.3 in) or :data:`TWO_COLUMN` (7.0 in), never more,
