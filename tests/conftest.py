@@ -30,3 +30,12 @@ def informative_toy():
         return model, x, exact_log_px_2d(model.decoder, x)
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _default_figure_profile():
+    """Every test starts with figures going to the default profile's folder (open_notebook in a test changes it)."""
+    import lib.paths
+    lib.paths.set_figure_profile(lib.paths.DEFAULT_FIGURE_PROFILE)
+    yield
+    lib.paths.set_figure_profile(lib.paths.DEFAULT_FIGURE_PROFILE)

@@ -108,7 +108,7 @@ def test_savefig_writes_png_and_pdf_with_embedded_truetype_fonts_and_same_bytes_
     try:
         with mpl.rc_context({"pdf.fonttype": 3}):  # savefig embeds TrueType whatever the caller's rcParams
             paths = plotting.savefig(fig, "probe")
-        assert paths == [tmp_path / "probe.png", tmp_path / "probe.pdf"]
+        assert paths == [tmp_path / "quick" / "probe.png", tmp_path / "quick" / "probe.pdf"]
         first = {p.suffix: p.read_bytes() for p in paths}
         plotting.savefig(fig, "probe")
         assert {p.suffix: p.read_bytes() for p in paths} == first
@@ -133,4 +133,4 @@ def test_savefig_refuses_a_figure_wider_than_two_columns(tmp_path, monkeypatch):
     finally:
         plt.close(ok)
         plt.close(wide)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.pdf", "ok.png"]
+    assert sorted(p.name for p in (tmp_path / "quick").iterdir()) == ["ok.pdf", "ok.png"]
