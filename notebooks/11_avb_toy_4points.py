@@ -57,7 +57,7 @@ from lib.evaluate import evaluate_elbo, evaluate_log_px, exact_log_px_2d
 from lib import registry
 from lib.plotting import TWO_COLUMN, learning_curves, savefig
 from lib.notebook import open_notebook
-from lib.runs import seed_everything
+from lib.runs import rng_state, seed_everything, set_rng_state
 from lib.toys import FOUR_POINTS_LOG_PX, FourPointSampler, four_points
 from lib.train import fit
 
@@ -105,14 +105,32 @@ for name, model in [("AVB", avb), ("VAE", vae)]:
           f"IWAE-5000 = {iw['value']:.4f}, ELBO = {elbo['value']:.4f}  [optimum {FOUR_POINTS_LOG_PX:.4f}]")
 
 # %% [markdown]
-# The claims, as assertions. The IWAE estimate is a lower bound and must sit within a few hundredths
-# of a nat of the exact value (a wrong weight, e.g. a missing $\log p(z)$, is off by nats). Quick
-# profile: AVB reaches $\log p(x) \ge -1.50$; full profile: $\ge -1.41$ and AVB above the VAE.
+# The claims, as assertions. The IWAE estimate is a lower bound *in expectation*: one estimate may land above the
+# exact value by its Monte Carlo error, which for AVB's implicit posterior (a Gaussian proposal fitted to a
+# posterior that tiles the plane in non-Gaussian shapes) is about 0.005 nats at $k=5000$ once the decoder is sharp.
+# So we draw five more independent IWAE-5000 estimates (with the random state restored afterwards, so nothing
+# below changes) and require the mean of the six to sit below the exact value within three standard errors, and
+# within a few hundredths of a nat above it (a wrong weight, e.g. a missing $\log p(z)$, is off by nats).
+# Quick profile: AVB reaches $\log p(x) \ge -1.50$; standard and full profiles (the paper's settings): $\ge -1.41$
+# and AVB above the VAE.
 
 # %%
-for name in res:
-    gap = res[name]["log_px"] - res[name]["iwae"]
-    assert -0.01 < gap < 0.05, f"{name}: IWAE {res[name]['iwae']:.4f} vs exact {res[name]['log_px']:.4f}"
+def more_iwae_estimates(model, n: int = 5) -> list[float]:
+    """n further independent IWAE-5000 estimates of mean log p(x) over the four points; the global random state is
+    restored afterwards, so every later draw (ELBO samples, figures) is what it would have been without them."""
+    state = rng_state()
+    try:
+        return [evaluate_log_px(model, x4, k=5000, batch_size=4)["value"] for _ in range(n)]
+    finally:
+        set_rng_state(state)
+
+
+for name, model in [("AVB", avb), ("VAE", vae)]:
+    draws = np.array([res[name]["iwae"]] + nb.cached(f"{name}_iwae_repeats", lambda: more_iwae_estimates(model)))
+    mc_se = draws.std(ddof=1) / math.sqrt(len(draws))
+    gap = res[name]["log_px"] - draws.mean()
+    print(f"{name}: exact - mean of {len(draws)} IWAE-5000 = {gap:+.4f} nats (Monte Carlo se {mc_se:.4f})")
+    assert -3 * mc_se - 1e-3 < gap < 0.05, f"{name}: IWAE {draws.round(4)} vs exact {res[name]['log_px']:.4f}"
     assert res[name]["log_px"] <= FOUR_POINTS_LOG_PX + 1e-3, "log p(x) above the optimum -log 4: quadrature is wrong"
 assert res["AVB"]["log_px"] >= CLAIMS["avb_log_px_min"], res["AVB"]
 if CLAIMS["avb_above_vae"]:
