@@ -53,7 +53,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from lib.evaluate import evaluate_elbo, evaluate_log_px, exact_log_px_2d
+from lib.evaluate import evaluate_elbo, evaluate_log_px, exact_log_px_2d, iwae_log_px
 from lib import registry
 from lib.plotting import TWO_COLUMN, learning_curves, savefig
 from lib.notebook import open_notebook
@@ -105,32 +105,34 @@ for name, model in [("AVB", avb), ("VAE", vae)]:
           f"IWAE-5000 = {iw['value']:.4f}, ELBO = {elbo['value']:.4f}  [optimum {FOUR_POINTS_LOG_PX:.4f}]")
 
 # %% [markdown]
-# The claims, as assertions. The IWAE estimate is a lower bound *in expectation*: one estimate may land above the
-# exact value by its Monte Carlo error, which for AVB's implicit posterior (a Gaussian proposal fitted to a
-# posterior that tiles the plane in non-Gaussian shapes) is about 0.005 nats at $k=5000$ once the decoder is sharp.
-# So we draw five more independent IWAE-5000 estimates (with the random state restored afterwards, so nothing
-# below changes) and require the mean of the six to sit below the exact value within three standard errors, and
-# within a few hundredths of a nat above it (a wrong weight, e.g. a missing $\log p(z)$, is off by nats).
-# Quick profile: AVB reaches $\log p(x) \ge -1.50$; standard and full profiles (the paper's settings): $\ge -1.41$
-# and AVB above the VAE.
+# The claims, as assertions. The IWAE estimate is a lower bound *in expectation* only: one IWAE-5000 can land above
+# the exact value by its Monte Carlo error, which for AVB's implicit posterior (a Gaussian proposal fitted to a
+# posterior that tiles the plane in non-Gaussian shapes) is large and skewed once the decoder is sharp: at the paper's
+# settings (seed 0), 30 IWAE-5000 estimates of one point have sd 0.026 nats and a maximum 0.10 above the exact value,
+# while their mean and a 10^6-sample estimate with one fixed proposal agree with the quadrature to 0.003 and 0.0001.
+# So the cross-check uses one IWAE estimate with k = 400,000 per point (drawn with the random state restored
+# afterwards, so nothing below changes), which must sit within 0.01 nats above and a few hundredths below the exact
+# value (a wrong weight, e.g. a missing $\log p(z)$, is off by nats). Quick profile: AVB reaches
+# $\log p(x) \ge -1.50$; standard and full profiles (the paper's settings): $\ge -1.41$ and AVB above the VAE.
 
 # %%
-def more_iwae_estimates(model, n: int = 5) -> list[float]:
-    """n further independent IWAE-5000 estimates of mean log p(x) over the four points; the global random state is
-    restored afterwards, so every later draw (ELBO samples, figures) is what it would have been without them."""
+def large_k_iwae(model, k: int = 400_000) -> float:
+    """Mean over the four points of one IWAE-k estimate (k importance samples per point, 20,000 at a time); the global
+    random state is restored afterwards, so every later draw (ELBO samples, figures) is what it would have been."""
     state = rng_state()
     try:
-        return [evaluate_log_px(model, x4, k=5000, batch_size=4)["value"] for _ in range(n)]
+        with torch.no_grad():
+            return iwae_log_px(model, x4, k=k, chunk=20_000).mean().item()
     finally:
         set_rng_state(state)
 
 
 for name, model in [("AVB", avb), ("VAE", vae)]:
-    draws = np.array([res[name]["iwae"]] + nb.cached(f"{name}_iwae_repeats", lambda: more_iwae_estimates(model)))
-    mc_se = draws.std(ddof=1) / math.sqrt(len(draws))
-    gap = res[name]["log_px"] - draws.mean()
-    print(f"{name}: exact - mean of {len(draws)} IWAE-5000 = {gap:+.4f} nats (Monte Carlo se {mc_se:.4f})")
-    assert -3 * mc_se - 1e-3 < gap < 0.05, f"{name}: IWAE {draws.round(4)} vs exact {res[name]['log_px']:.4f}"
+    iwae_big = nb.cached(f"{name}_iwae_400k", lambda: large_k_iwae(model))
+    gap = res[name]["log_px"] - iwae_big
+    print(f"{name}: exact - IWAE-400000 = {gap:+.4f} nats (IWAE-5000: {res[name]['log_px'] - res[name]['iwae']:+.4f})")
+    assert -0.01 < gap < 0.05, f"{name}: IWAE-400000 {iwae_big:.4f} vs exact {res[name]['log_px']:.4f}"
+for name in res:
     assert res[name]["log_px"] <= FOUR_POINTS_LOG_PX + 1e-3, "log p(x) above the optimum -log 4: quadrature is wrong"
 assert res["AVB"]["log_px"] >= CLAIMS["avb_log_px_min"], res["AVB"]
 if CLAIMS["avb_above_vae"]:
