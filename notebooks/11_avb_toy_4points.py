@@ -166,6 +166,7 @@ learning_curves({"AVB ELBO (adversarial KL)": [{"step": r["step"], "elbo": r["pr
 axes[2].axhline(FOUR_POINTS_LOG_PX, color="k", ls=":", lw=1, label=r"optimum $-\log 4$")
 axes[2].set_ylim(-2.2, -1.3)
 axes[2].set_title("Training ELBO\n(batch means)")
+axes[2].xaxis.set_major_formatter(lambda v, _: f"{v / 1000:g}k" if v else "0")  # 100k steps: no overlapping labels
 handles, labels = (a + b for a, b in zip(axes[0].get_legend_handles_labels(), axes[2].get_legend_handles_labels()))
 fig.legend(handles, labels, loc="outside lower center", ncol=4, markerscale=4)  # below the panels: over no data
 fig.suptitle(f"AVB vs VAE on the 4-point toy ({profile} profile, seed {SEED}, {SETTINGS['steps']} iterations)")
