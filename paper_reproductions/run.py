@@ -255,8 +255,14 @@ def run_notebook(spec: dict, profile: str, seed: int, stamp: str, save: bool = T
         else:
             os.environ["AVAE_NUM_THREADS"] = threads_before
     out["seconds"] = round(time.time() - t0, 1)
+    sittings = {}
+    if resumed:  # seconds and start over all sittings of this folder, so the compute table counts the whole run
+        earlier = _read_json(run_dir / "runner.json") or {}
+        sittings = {"resumed": True, "sitting_seconds": out["seconds"]}
+        out["seconds"] = round(out["seconds"] + float(earlier.get("seconds") or 0.0), 1)
+        started = earlier.get("started") or started
     record = {**out, "notebook": spec["notebook"], "profile": profile, "parameters": spec["parameters"],
-              "started": started, **({"resumed": True} if resumed else {})}
+              "started": started, **sittings}
     write_json(run_dir / ("figures.json" if figures else "runner.json"), record)
     out["data_file"] = report.save_run(run_dir) if out["ok"] and save and not figures else None
     return out

@@ -226,6 +226,7 @@ def test_resume_continues_an_interrupted_run_in_its_folder(tiny, monkeypatch, ca
     folder, = (tiny / "runs" / "80_tiny").iterdir()
     assert not (folder / "final_metrics.json").exists()
     fit_time = (folder / "vae" / "fit_time.json").read_bytes()
+    first_sitting = json.loads((folder / "runner.json").read_text())
     monkeypatch.delenv("TINY_STOP")
     capsys.readouterr()
     assert run.main(["--profile", "quick", "--resume"]) == 0
@@ -233,6 +234,9 @@ def test_resume_continues_an_interrupted_run_in_its_folder(tiny, monkeypatch, ca
     assert [p.name for p in (tiny / "runs" / "80_tiny").iterdir()] == [folder.name]
     assert (folder / "vae" / "fit_time.json").read_bytes() == fit_time
     assert (folder / "evaluations.log").read_text() == "1\n"
+    second = json.loads((folder / "runner.json").read_text())  # the compute table counts both sittings
+    assert second["resumed"] and second["started"] == first_sitting["started"]
+    assert second["seconds"] == round(first_sitting["seconds"] + second["sitting_seconds"], 1)
     resumed = json.loads((folder / "final_metrics.json").read_text())["metrics"]
     data = json.loads((tiny / "results" / "80_tiny" / "quick" / "seed0.json").read_text())
     assert data["metrics"] == resumed
