@@ -175,6 +175,16 @@ def completed_run(spec: dict, profile: str, seed: int):
     return None
 
 
+def skipped_run(spec: dict, profile: str, seed: int):
+    """The newest run folder of ``spec``'s experiment and ``seed`` in ``profile`` with the parameter file's parameters
+    when the runner recorded it as a skip (its data absent here: it drew no figure), else None."""
+    for folder in _folders(spec["experiment"], seed):
+        runner = _read_json(folder / "runner.json") or {}
+        if runner.get("profile") == profile and _same_parameters(runner.get("parameters", {}), spec["parameters"]):
+            return folder if runner.get("ok") and runner.get("skipped") else None
+    return None
+
+
 def unfinished_run(spec: dict, profile: str, seed: int):
     """The newest run folder of ``spec``'s experiment and ``seed`` in ``profile`` (its ``config.json``, written when
     the notebook starts), when it has no ``final_metrics.json`` (interrupted, or failed) and was not started with
@@ -234,6 +244,9 @@ def run_notebook(spec: dict, profile: str, seed: int, stamp: str, save: bool = T
     executed = run_dir / f"{spec['notebook']}{'.figures' if figures else ''}.ipynb"
     threads_before = os.environ.get("AVAE_NUM_THREADS")
     stored_env = _read_json(run_dir / "env.json") or {}
+    figures_before = os.environ.get("AVAE_FIGURES_DIR")
+    if not save and not figures:  # parameters overridden (-p): not the profile's run, so not the profile's figures
+        os.environ["AVAE_FIGURES_DIR"] = str(run_dir / "figures")
     if figures and str(stored_env.get("device", "")).startswith("cpu") and stored_env.get("cpu_threads"):
         # the stored run's CPU thread count: a float sum split over other threads may round differently
         os.environ["AVAE_NUM_THREADS"] = str(stored_env["cpu_threads"])
@@ -254,6 +267,10 @@ def run_notebook(spec: dict, profile: str, seed: int, stamp: str, save: bool = T
             os.environ.pop("AVAE_NUM_THREADS", None)
         else:
             os.environ["AVAE_NUM_THREADS"] = threads_before
+        if figures_before is None:
+            os.environ.pop("AVAE_FIGURES_DIR", None)
+        else:
+            os.environ["AVAE_FIGURES_DIR"] = figures_before
     out["seconds"] = round(time.time() - t0, 1)
     sittings = {}
     if resumed:  # seconds and start over all sittings of this folder, so the compute table counts the whole run
@@ -312,6 +329,10 @@ def main(argv=None) -> int:
                 run_dir, note = None, ""
                 if args.figures:
                     run_dir = completed_run(spec, profile, seed)
+                    if run_dir is None and skipped_run(spec, profile, seed) is not None:
+                        print(f"  {spec['experiment']} seed {seed}: skipped where it ran (its data are absent), so it "
+                              "has no figures to rebuild", flush=True)
+                        continue
                     if run_dir is None:
                         print(f"  {spec['experiment']} seed {seed}: NO COMPLETED RUN of profile {profile} in "
                               f"{runs_dir() / spec['experiment']}; its figures are not rebuilt", flush=True)

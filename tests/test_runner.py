@@ -136,7 +136,8 @@ def test_command_line_parameters_reach_the_notebook_and_are_not_saved_as_results
     nb_dir, params = tmp_path / "notebooks", tmp_path / "params"
     nb_dir.mkdir(), params.mkdir()
     body = ('finish_run(Path(RUN_DIR), "83_param", profile=PROFILE, seed=SEED, device="cpu", '
-            'metrics={"steps": {"value": STEPS}})\n')
+            'metrics={"steps": {"value": STEPS}})\n'
+            'from lib.paths import figures_dir\n(figures_dir() / "probe.txt").write_text("drawn")\n')
     (nb_dir / "83_param.py").write_text(NOTEBOOK_HEAD.replace('RUN_DIR = ""\n', 'RUN_DIR = ""\nSTEPS = 7\n') + body)
     (params / "83_param.quick.yaml").write_text("notebook: 83_param\nprofile: quick\nseeds: [0]\n")
     monkeypatch.setattr(run, "NOTEBOOKS_DIR", nb_dir)
@@ -146,6 +147,7 @@ def test_command_line_parameters_reach_the_notebook_and_are_not_saved_as_results
     monkeypatch.setattr(report, "DATA_DIR", tmp_path / "results")
     monkeypatch.setattr(report, "RESULTS", tmp_path / "RESULTS.md")
     monkeypatch.setenv("AVAE_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("AVAE_FIGURES_DIR", str(tmp_path / "figures"))
     (tmp_path / "no_values.yaml").write_text("[]\n")
     assert run.main(["--profile", "quick", "-p", "STEPS", "1e2"]) == 0
     out, err = capfd.readouterr()
@@ -154,6 +156,9 @@ def test_command_line_parameters_reach_the_notebook_and_are_not_saved_as_results
     final, = (tmp_path / "runs" / "83_param").glob("*_s0/final_metrics.json")
     assert json.loads(final.read_text())["metrics"]["steps"]["value"] == 100.0
     assert not (tmp_path / "results" / "83_param").exists()
+    # nor are its figures the profile's: they go to the run's own folder, never into figures/<profile>/
+    assert not (tmp_path / "figures" / "quick" / "probe.txt").exists()
+    assert (final.parent / "figures" / "quick" / "probe.txt").read_text() == "drawn"
     assert run.main(["--profile", "quick", "-p", "SEED", "3"]) == 2
     assert "set by the runner" in capfd.readouterr().err
     assert run.main(["--profile", "quick", "-p", "STEPZ", "3"]) == 2  # refused before running, naming it
