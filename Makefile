@@ -55,7 +55,7 @@ unit: $(STAMP) browser
 
 notebooks-test: $(STAMP)
 	$(BIN)/python tests/notebooks_to_ipynb.py $(BUILD)/notebooks
-	$(TEST_ENV) $(BIN)/python -m pytest --nbval-lax -p no:cacheprovider $(BUILD)/notebooks
+	$(TEST_ENV) $(BIN)/python -m pytest --nbval-lax -p no:cacheprovider --durations=15 $(BUILD)/notebooks
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root)
