@@ -144,15 +144,19 @@ def _truncate_metrics(path: Path, step: int) -> None:
     """Keep the rows of ``metrics.jsonl`` logged at or before ``step`` (and drop a half-written last line)."""
     if not path.exists():
         return
-    keep = []
+    keep = [json.dumps(row) + "\n" for row in _metrics_rows(path) if row.get("step", 0) <= step]
+    atomic_write_bytes(path, "".join(keep).encode())
+
+
+def _metrics_rows(path: Path) -> list[dict]:
+    """The rows of a ``metrics.jsonl`` file, in order, skipping a line that is not JSON (a half-written last one)."""
+    rows = []
     for line in path.read_text().splitlines():
         try:
-            row = json.loads(line)
+            rows.append(json.loads(line))
         except json.JSONDecodeError:
             continue
-        if row.get("step", 0) <= step:
-            keep.append(line + "\n")
-    atomic_write_bytes(path, "".join(keep).encode())
+    return rows
 
 
 def _divergence(player: str, it: int, out: dict, grads: dict[str, torch.Tensor]) -> DivergenceError:
@@ -194,15 +198,7 @@ class _RunFolder:
         path = self.path / "metrics.jsonl" if self.path is not None else None
         if path is None or step == 0 or not path.exists():
             return []
-        rows = []
-        for line in path.read_text().splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if "event" not in row and row.get("step", 0) <= step:
-                rows.append(row)
-        return rows
+        return [row for row in _metrics_rows(path) if "event" not in row and row.get("step", 0) <= step]
 
     def truncate_metrics(self, step: int) -> None:
         if self.writes:
