@@ -53,10 +53,10 @@ DEVICE = "auto"
 RUN_DIR = ""
 STEPS = 0
 MODELS = "vae,bavae,bavae_h"
-# The quick profile: 784-256-256 MLPs, 4k iterations per model on one CPU thread (VAE ~0.5 min, each BAVAE ~2 min); toy
-# 3k iterations. The full profile's settings (AVB's convolutional encoder / decoder, 100k iterations, FID on 10k
+# The quick profile (a smoke test): 784-256-256 MLPs, 2k iterations per model on one CPU thread (VAE ~15 s, each BAVAE
+# ~1 min); toy 3k iterations. The full profile's settings (AVB's convolutional encoder / decoder, 100k iterations, FID on 10k
 # samples) are in paper_reproductions/params/31_bavae_mnist.full.yaml.
-SETTINGS = {"arch": "mlp", "hidden": (256, 256), "adversary_hidden": (256, 256), "z_dim": 8, "steps": 4_000,
+SETTINGS = {"arch": "mlp", "hidden": (256, 256), "adversary_hidden": (256, 256), "z_dim": 8, "steps": 2_000,
             "batch_size": 100, "lr_primal": 3e-4, "lr_discriminators": 6e-4, "noise_dim": 16, "decoder_noise_dim": 16,
             "decoder_std": 0.1, "t_max": 10.0, "n_score": 2_000, "n_fid": 0, "toy_steps": 3_000, "toy_batch": 256}
 
