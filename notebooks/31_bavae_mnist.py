@@ -43,7 +43,7 @@
 #   $\sigma = 0.1$, i.e. the L2 loss the paper criticises), the same data, batch size, optimiser and number of iterations.
 #
 # **Targets (ours; the paper gives none).** BAVAE's MNIST-domain Fréchet distance below the VAE's; reconstruction MSE no worse
-# than 1.5 × the VAE's; training that completes without divergence over 3 seeds (`make reproduce` runs seeds 0, 1, 2). They are
+# than 1.5 × the VAE's; training that completes without divergence over 3 seeds (the standard profile runs seeds 0, 1, 2). They are
 # measured and printed, not asserted: a negative result is reported as one.
 
 # %% tags=["parameters"]
