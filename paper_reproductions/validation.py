@@ -2,12 +2,13 @@
 split, the same for method and baseline; nothing is tuned on the test split).
 
     python -m paper_reproductions.validation --model flow_vae --beta1 0.5 0.9     # notebook 21's baseline, 5k iterations
+    python -m paper_reproductions.validation --model vae --hidden 512 512 --lr 1e-3 --steps 20000   # notebook 12's VAE-32
 
 Trains ``--model`` (a :mod:`lib.registry` name; notebook 21's networks by default: 784-256-256 MLPs, discriminators
-256-256, 8 planar layers, z 32) once per value of Adam's beta1, from the same seed, on dynamically binarised MNIST
+of the same widths, 8 planar layers, z 32; ``--hidden`` and ``--z-dim`` change them) once per value of Adam's beta1, from the same seed, on dynamically binarised MNIST
 training images, and reports the negative ELBO on the first ``--n-val`` validation images (binarised once, seed 0).
 The record (command, device, settings, one row per beta1) is written atomically to
-``paper_reproductions/results/validation/<model>_beta1.json``; the parameter file that relies on it quotes it.
+``paper_reproductions/results/validation/<model>_z<z>_h<hidden>_beta1.json``; the parameter file that relies on it quotes it.
 """
 from __future__ import annotations
 
@@ -48,13 +49,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=5000)
     ap.add_argument("--lr", type=float, default=3e-4, help="primal learning rate (discriminators: twice it)")
     ap.add_argument("--n-val", type=int, default=5000)
+    ap.add_argument("--hidden", type=int, nargs=2, default=[256, 256], help="MLP widths (encoder, decoder, discriminators)")
+    ap.add_argument("--z-dim", type=int, default=32)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     if args.steps < 1 or not 1 <= args.n_val <= 10_000 or any(not 0 <= b < 1 for b in args.beta1):
         ap.error("need --steps >= 1, 1 <= --n-val <= 10000 and every beta1 in [0, 1)")
     torch.set_num_threads(args.threads)
-    settings = {"hidden": (256, 256), "n_flows": 8, "z_dim": 32}
+    settings = {"hidden": tuple(args.hidden), "n_flows": 8, "z_dim": args.z_dim}
     rows = []
     for b1 in args.beta1:
         t = time.perf_counter()
@@ -63,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append({"beta1": b1, "val_neg_elbo": r, "seconds": round(time.perf_counter() - t, 1)})
         print(f"{args.model} beta1={b1}: validation -ELBO {r['value']:.2f} ± {r['sem']:.2f} "
               f"(rec {r['rec']:.1f}, KL {r['kl']:.1f}; {rows[-1]['seconds']} s)", flush=True)
-    path = DATA_DIR / "validation" / f"{args.model}_beta1.json"
+    path = DATA_DIR / "validation" / f"{args.model}_z{args.z_dim}_h{args.hidden[0]}_beta1.json"
     write_json(path, {"command": "python -m paper_reproductions.validation " + " ".join(sys.argv[1:] if argv is None else argv),
                       "model": args.model, "steps": args.steps, "lr_primal": args.lr, "seed": args.seed,
                       "split": f"validation, first {args.n_val} images binarised once (seed 0)", "settings": settings,
