@@ -32,7 +32,7 @@ from pathlib import Path
 import yaml
 
 from lib.paths import REPRO_DIR
-from lib.runs import atomic_write_bytes, write_json
+from lib.runs import atomic_write_bytes, json_normalized, write_json
 
 DATA_DIR = REPRO_DIR / "results"
 PAPER_VALUES = REPRO_DIR / "paper_values.yaml"
@@ -114,10 +114,13 @@ def save_record(rec: dict, data_dir: Path | None = None) -> Path:
     if rec.get("skipped"):
         path = folder / "skipped.json"
         old = _read_json(path) or {}
-        same = old.get("reason") == rec["skipped"]  # the same skip on another seed: one record for them all
+        stamp = str(rec.get("run") or "").rsplit("_s", 1)[0] or None  # the runner invocation (its folders' stamp)
+        # the same skip on another seed of the same invocation: one record for them all; an older invocation's seeds
+        # are not carried over (its parameter file may have listed other seeds)
+        same = old.get("reason") == rec["skipped"] and stamp is not None and old.get("stamp") == stamp
         seeds = sorted(set(old.get("seeds", [])) | {rec["seed"]}) if same else [rec["seed"]]
         write_json(path, {"experiment": rec["experiment"], "profile": rec["profile"], "reason": rec["skipped"],
-                          "device": rec["device"], "seeds": seeds, "started": rec.get("started"),
+                          "device": rec["device"], "seeds": seeds, "stamp": stamp, "started": rec.get("started"),
                           "git_commit": rec.get("git_commit"), "notebook_seconds": rec.get("notebook_seconds"),
                           "command": command(rec["experiment"], rec["profile"])})
         return path
@@ -131,6 +134,41 @@ def save_run(run_dir: str | Path, data_dir: Path | None = None) -> Path | None:
     """:func:`record_from_run` then :func:`save_record`; None (nothing written) for a failed or unreadable run."""
     rec = record_from_run(run_dir)
     return save_record(rec, data_dir) if rec else None
+
+
+def stale_records(data_dir: Path | None = None, params_dir: Path | None = None) -> list[str]:
+    """Data files that no longer match their parameter file, so that RESULTS.md would mix them with current results:
+    a ``seed<N>.json`` whose ``params/<experiment>.<profile>.yaml`` is missing, does not list seed N, or has other
+    parameters than the record; a ``skipped.json`` naming seeds the file does not list. Folders of experiments that
+    are not runner experiments (``validation/``) are not data of a profile and are left alone.
+    returns one line per problem, naming the file and the fix (rerun the seed, or delete the file)."""
+    data_dir, params_dir = Path(data_dir or DATA_DIR), Path(params_dir or REPRO_DIR / "params")
+    problems = []
+    for folder in sorted(p for p in data_dir.glob("*/*") if p.is_dir()):
+        experiment, profile = folder.parent.name, folder.name
+        params = params_dir / f"{experiment}.{profile}.yaml"
+        files = sorted(folder.glob("seed*.json")) + sorted(folder.glob("skipped.json"))
+        if not files:
+            continue
+        if not params.is_file():
+            problems.append(f"{folder}: no parameter file {params.name}; delete the folder or restore the file")
+            continue
+        spec = yaml.safe_load(params.read_text()) or {}
+        seeds, parameters = spec.get("seeds", [0]), json.dumps(json_normalized(spec.get("parameters") or {}), sort_keys=True)
+        for f in files:
+            rec = json.loads(f.read_text())
+            if f.name == "skipped.json":
+                extra = sorted(set(rec.get("seeds", [])) - set(seeds))
+                if extra:
+                    problems.append(f"{f}: seeds {extra} not in {params.name} (seeds {seeds}); rerun the experiment")
+                continue
+            if rec.get("seed") not in seeds:
+                problems.append(f"{f}: seed {rec.get('seed')} not in {params.name} (seeds {seeds}); delete the file")
+            elif json.dumps(json_normalized(rec.get("parameters") or {}), sort_keys=True) != parameters:
+                problems.append(f"{f}: parameters differ from {params.name}; rerun this seed "
+                                f"(python -m paper_reproductions.run --profile {profile} --only {experiment} "
+                                f"--seeds {rec.get('seed')})")
+    return problems
 
 
 def import_runs(root: str | Path, data_dir: Path | None = None, only: list[str] | None = None) -> list[Path]:
@@ -573,6 +611,8 @@ def main(argv=None) -> int:
         for path in sorted(set(import_runs(args.import_runs, only=args.only))):  # a skip of n seeds: one file
             print(f"imported {path}")
     print(f"wrote {write_report()}")
+    for problem in stale_records():  # shown, not fatal: the data files are the record; the test suite fails on them
+        print(f"warning: stale data file: {problem}", file=sys.stderr)
     return 0
 
 

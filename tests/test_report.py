@@ -3,6 +3,7 @@ import json
 import math
 
 import pytest
+import yaml
 
 from paper_reproductions import report
 
@@ -293,3 +294,39 @@ def test_a_run_without_runner_json_takes_its_start_from_the_folder_stamp(tmp_pat
     rec = report.record_from_run(d)
     assert rec["started"] == "2026-11-29T16:11:54" and rec["notebook_seconds"] is None and rec["fit_seconds"] is None
     assert rec["experiment"] == "11_avb_toy_4points"  # from the folder when final_metrics.json does not say
+
+
+def test_a_skip_keeps_only_the_seeds_of_its_own_runner_invocation(tmp_path, data_dir):
+    """An older invocation skipped seeds 0, 1, 2; the parameter file now lists seed 0 only: the new record says [0]."""
+    for seed in (0, 1, 2):
+        report.save_run(_run_folder(tmp_path / "runs", "41_avae_cifar10", "20260101-000000", seed, skipped="no CIFAR-10"))
+    path = data_dir / "41_avae_cifar10" / "quick" / "skipped.json"
+    assert json.loads(path.read_text())["seeds"] == [0, 1, 2]  # one invocation, three seeds: one record
+    report.save_run(_run_folder(tmp_path / "runs", "41_avae_cifar10", "20260102-000000", 0, skipped="no CIFAR-10"))
+    assert json.loads(path.read_text())["seeds"] == [0]
+
+
+def _params(folder, experiment, profile, seeds, parameters):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{experiment}.{profile}.yaml").write_text(
+        yaml.safe_dump({"notebook": experiment, "profile": profile, "seeds": seeds, "parameters": parameters}))
+
+
+def test_stale_records_name_data_that_no_longer_match_their_parameter_file(tmp_path, data_dir):
+    params = tmp_path / "params"
+    _params(params, "21_asvae_mnist", "standard", [0, 1], {"STEPS": 5})
+    report.save_record({**_record("21_asvae_mnist", "standard", 0, {"m": 1.0}), "parameters": {"STEPS": 5}})
+    assert report.stale_records(data_dir, params) == []  # a current record
+    report.save_record({**_record("21_asvae_mnist", "standard", 1, {"m": 1.0}), "parameters": {"STEPS": 4}})
+    report.save_record({**_record("21_asvae_mnist", "standard", 2, {"m": 1.0}), "parameters": {"STEPS": 5}})
+    report.save_record({**_record("12_avb_mnist", "standard", 0, {"m": 1.0}), "parameters": {}})
+    problems = report.stale_records(data_dir, params)
+    assert len(problems) == 3
+    assert "seed1.json: parameters differ" in problems[1] and "--seeds 1" in problems[1]
+    assert "seed2.json: seed 2 not in 21_asvae_mnist.standard.yaml" in problems[2]
+    assert "12_avb_mnist/standard: no parameter file 12_avb_mnist.standard.yaml" in problems[0]
+
+
+def test_committed_results_match_the_committed_parameter_files():
+    """RESULTS.md renders every data file; each must be a result of its current parameter file (no stale seeds)."""
+    assert report.stale_records() == []
