@@ -245,7 +245,10 @@ def run_notebook(spec: dict, profile: str, seed: int, stamp: str, save: bool = T
     threads_before = os.environ.get("AVAE_NUM_THREADS")
     stored_env = _read_json(run_dir / "env.json") or {}
     figures_before = os.environ.get("AVAE_FIGURES_DIR")
-    if not save and not figures:  # parameters overridden (-p): not the profile's run, so not the profile's figures
+    # figures/<profile>/ holds one seed's figures, the parameter file's first seed (README and captions name it);
+    # other seeds, and runs with parameters overridden (-p: not the profile's run), draw into their own run folder
+    first_seed = (spec.get("seeds") or [seed])[0]
+    if (not save and not figures) or seed != first_seed:
         os.environ["AVAE_FIGURES_DIR"] = str(run_dir / "figures")
     if figures and str(stored_env.get("device", "")).startswith("cpu") and stored_env.get("cpu_threads"):
         # the stored run's CPU thread count: a float sum split over other threads may round differently

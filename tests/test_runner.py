@@ -163,3 +163,33 @@ def test_command_line_parameters_reach_the_notebook_and_are_not_saved_as_results
     assert "set by the runner" in capfd.readouterr().err
     assert run.main(["--profile", "quick", "-p", "STEPZ", "3"]) == 2  # refused before running, naming it
     assert "STEPZ" in capfd.readouterr().err
+
+
+def test_only_the_parameter_files_first_seed_draws_into_the_profiles_figures(tmp_path, monkeypatch):
+    """figures/<profile>/ keeps the first seed's figures (the README's captions name it); seed 1, run after it, draws
+    into its own run folder instead of overwriting them."""
+    nb_dir, params = tmp_path / "notebooks", tmp_path / "params"
+    nb_dir.mkdir(), params.mkdir()
+    body = ('finish_run(Path(RUN_DIR), "84_seeds", profile=PROFILE, seed=SEED, device="cpu", '
+            'metrics={"s": {"value": SEED}})\n'
+            'from lib.paths import figures_dir\n(figures_dir() / "probe.txt").write_text(f"seed {SEED}")\n')
+    (nb_dir / "84_seeds.py").write_text(NOTEBOOK_HEAD + body)
+    (params / "84_seeds.quick.yaml").write_text("notebook: 84_seeds\nprofile: quick\nseeds: [0, 1]\n")
+    monkeypatch.setattr(run, "NOTEBOOKS_DIR", nb_dir)
+    monkeypatch.setattr(run, "PARAMS_DIR", params)
+    monkeypatch.setattr(report, "PAPER_VALUES", tmp_path / "no_values.yaml")
+    monkeypatch.setattr(report, "CLAIMS", tmp_path / "no_claims.yaml")
+    monkeypatch.setattr(report, "DATA_DIR", tmp_path / "results")
+    monkeypatch.setattr(report, "RESULTS", tmp_path / "RESULTS.md")
+    monkeypatch.setenv("AVAE_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("AVAE_FIGURES_DIR", str(tmp_path / "figures"))
+    (tmp_path / "no_values.yaml").write_text("[]\n")
+    assert run.main(["--profile", "quick"]) == 0
+    assert (tmp_path / "figures" / "quick" / "probe.txt").read_text() == "seed 0"
+    s1, = (tmp_path / "runs" / "84_seeds").glob("*_s1")
+    assert (s1 / "figures" / "quick" / "probe.txt").read_text() == "seed 1"
+    assert json.loads((tmp_path / "results" / "84_seeds" / "quick" / "seed1.json").read_text())["metrics"]["s"]["value"] == 1
+    # the same when seed 1 is run on its own (--seeds 1), and when its figures are rebuilt from the stored run
+    assert run.main(["--profile", "quick", "--seeds", "1"]) == 0
+    assert run.main(["--profile", "quick", "--figures", "--seeds", "1"]) == 0
+    assert (tmp_path / "figures" / "quick" / "probe.txt").read_text() == "seed 0"
