@@ -39,3 +39,31 @@ def _default_figure_profile():
     lib.paths.set_figure_profile(lib.paths.DEFAULT_FIGURE_PROFILE)
     yield
     lib.paths.set_figure_profile(lib.paths.DEFAULT_FIGURE_PROFILE)
+
+
+@pytest.fixture
+def runner_sandbox(tmp_path, monkeypatch):
+    """Factory: ``make({stem: notebook text}, {stem: parameter-file YAML for the quick profile})`` points the runner
+    (paper_reproductions.run) and the report at temporary notebooks, parameter files, runs, figures, results data
+    and RESULTS.md under tmp_path, with no paper values and no claims; returns tmp_path."""
+    from paper_reproductions import report, run
+
+    def make(notebooks: dict[str, str], params: dict[str, str]):
+        nb_dir, params_dir = tmp_path / "notebooks", tmp_path / "params"
+        nb_dir.mkdir(exist_ok=True), params_dir.mkdir(exist_ok=True)
+        for stem, text in notebooks.items():
+            (nb_dir / f"{stem}.py").write_text(text)
+        for stem, text in params.items():
+            (params_dir / f"{stem}.quick.yaml").write_text(text)
+        monkeypatch.setattr(run, "NOTEBOOKS_DIR", nb_dir)
+        monkeypatch.setattr(run, "PARAMS_DIR", params_dir)
+        (tmp_path / "no_values.yaml").write_text("[]\n")
+        monkeypatch.setattr(report, "PAPER_VALUES", tmp_path / "no_values.yaml")
+        monkeypatch.setattr(report, "CLAIMS", tmp_path / "no_claims.yaml")
+        monkeypatch.setattr(report, "DATA_DIR", tmp_path / "results")
+        monkeypatch.setattr(report, "RESULTS", tmp_path / "RESULTS.md")
+        monkeypatch.setenv("AVAE_RUNS_DIR", str(tmp_path / "runs"))
+        monkeypatch.setenv("AVAE_FIGURES_DIR", str(tmp_path / "figures"))
+        return tmp_path
+
+    return make

@@ -11,7 +11,7 @@ import torch
 from lib import paths
 from lib.notebook import CacheError, Notebook, RebuildMismatch, open_notebook
 from lib.runs import finish_run, start_run
-from paper_reproductions import report, run
+from paper_reproductions import run
 
 
 @pytest.fixture(autouse=True)
@@ -166,24 +166,11 @@ nb.finish({"elbo": {"value": elbo["value"], "sem": elbo["sem"]}, "draw": {"value
 
 
 @pytest.fixture
-def tiny(tmp_path, monkeypatch):
+def tiny(runner_sandbox, monkeypatch):
     """The runner pointed at one tiny notebook (fit, cached evaluation, a figure after a random draw) and at
     temporary runs, figures, results data and RESULTS.md."""
-    nb_dir, params = tmp_path / "notebooks", tmp_path / "params"
-    nb_dir.mkdir(), params.mkdir()
-    (nb_dir / "80_tiny.py").write_text(TINY)
-    (params / "80_tiny.quick.yaml").write_text("notebook: 80_tiny\nprofile: quick\nseeds: [0]\n")
-    monkeypatch.setattr(run, "NOTEBOOKS_DIR", nb_dir)
-    monkeypatch.setattr(run, "PARAMS_DIR", params)
-    (tmp_path / "no_values.yaml").write_text("[]\n")
-    monkeypatch.setattr(report, "PAPER_VALUES", tmp_path / "no_values.yaml")
-    monkeypatch.setattr(report, "CLAIMS", tmp_path / "no_claims.yaml")
-    monkeypatch.setattr(report, "DATA_DIR", tmp_path / "results")
-    monkeypatch.setattr(report, "RESULTS", tmp_path / "RESULTS.md")
-    monkeypatch.setenv("AVAE_RUNS_DIR", str(tmp_path / "runs"))
-    monkeypatch.setenv("AVAE_FIGURES_DIR", str(tmp_path / "figures"))
     monkeypatch.setenv("CI", "1")
-    return tmp_path
+    return runner_sandbox({"80_tiny": TINY}, {"80_tiny": "notebook: 80_tiny\nprofile: quick\nseeds: [0]\n"})
 
 
 def _snapshot(folder):

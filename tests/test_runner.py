@@ -129,26 +129,15 @@ def test_parameter_files_are_checked_against_the_notebook_before_running(tmp_pat
         run.load_param_files("full")
 
 
-def test_command_line_parameters_reach_the_notebook_and_are_not_saved_as_results(tmp_path, monkeypatch, capfd):
+def test_command_line_parameters_reach_the_notebook_and_are_not_saved_as_results(runner_sandbox, capfd):
     """-p NAME VALUE overrides a notebook parameter (VALUE read as YAML); such runs stay in runs/ and write no data file;
     PROFILE / SEED / RUN_DIR and names the notebook does not define are refused. The kernel talks over Unix sockets, so
     ipykernel's 'Kernel is running over TCP without encryption' warning never reaches the terminal."""
-    nb_dir, params = tmp_path / "notebooks", tmp_path / "params"
-    nb_dir.mkdir(), params.mkdir()
     body = ('finish_run(Path(RUN_DIR), "83_param", profile=PROFILE, seed=SEED, device="cpu", '
             'metrics={"steps": {"value": STEPS}})\n'
             'from lib.paths import figures_dir\n(figures_dir() / "probe.txt").write_text("drawn")\n')
-    (nb_dir / "83_param.py").write_text(NOTEBOOK_HEAD.replace('RUN_DIR = ""\n', 'RUN_DIR = ""\nSTEPS = 7\n') + body)
-    (params / "83_param.quick.yaml").write_text("notebook: 83_param\nprofile: quick\nseeds: [0]\n")
-    monkeypatch.setattr(run, "NOTEBOOKS_DIR", nb_dir)
-    monkeypatch.setattr(run, "PARAMS_DIR", params)
-    monkeypatch.setattr(report, "PAPER_VALUES", tmp_path / "no_values.yaml")
-    monkeypatch.setattr(report, "CLAIMS", tmp_path / "no_claims.yaml")
-    monkeypatch.setattr(report, "DATA_DIR", tmp_path / "results")
-    monkeypatch.setattr(report, "RESULTS", tmp_path / "RESULTS.md")
-    monkeypatch.setenv("AVAE_RUNS_DIR", str(tmp_path / "runs"))
-    monkeypatch.setenv("AVAE_FIGURES_DIR", str(tmp_path / "figures"))
-    (tmp_path / "no_values.yaml").write_text("[]\n")
+    tmp_path = runner_sandbox({"83_param": NOTEBOOK_HEAD.replace('RUN_DIR = ""\n', 'RUN_DIR = ""\nSTEPS = 7\n') + body},
+                              {"83_param": "notebook: 83_param\nprofile: quick\nseeds: [0]\n"})
     assert run.main(["--profile", "quick", "-p", "STEPS", "1e2"]) == 0
     out, err = capfd.readouterr()
     assert "not saved to the results data" in out
@@ -165,25 +154,14 @@ def test_command_line_parameters_reach_the_notebook_and_are_not_saved_as_results
     assert "STEPZ" in capfd.readouterr().err
 
 
-def test_only_the_parameter_files_first_seed_draws_into_the_profiles_figures(tmp_path, monkeypatch):
+def test_only_the_parameter_files_first_seed_draws_into_the_profiles_figures(runner_sandbox):
     """figures/<profile>/ keeps the first seed's figures (the README's captions name it); seed 1, run after it, draws
     into its own run folder instead of overwriting them."""
-    nb_dir, params = tmp_path / "notebooks", tmp_path / "params"
-    nb_dir.mkdir(), params.mkdir()
     body = ('finish_run(Path(RUN_DIR), "84_seeds", profile=PROFILE, seed=SEED, device="cpu", '
             'metrics={"s": {"value": SEED}})\n'
             'from lib.paths import figures_dir\n(figures_dir() / "probe.txt").write_text(f"seed {SEED}")\n')
-    (nb_dir / "84_seeds.py").write_text(NOTEBOOK_HEAD + body)
-    (params / "84_seeds.quick.yaml").write_text("notebook: 84_seeds\nprofile: quick\nseeds: [0, 1]\n")
-    monkeypatch.setattr(run, "NOTEBOOKS_DIR", nb_dir)
-    monkeypatch.setattr(run, "PARAMS_DIR", params)
-    monkeypatch.setattr(report, "PAPER_VALUES", tmp_path / "no_values.yaml")
-    monkeypatch.setattr(report, "CLAIMS", tmp_path / "no_claims.yaml")
-    monkeypatch.setattr(report, "DATA_DIR", tmp_path / "results")
-    monkeypatch.setattr(report, "RESULTS", tmp_path / "RESULTS.md")
-    monkeypatch.setenv("AVAE_RUNS_DIR", str(tmp_path / "runs"))
-    monkeypatch.setenv("AVAE_FIGURES_DIR", str(tmp_path / "figures"))
-    (tmp_path / "no_values.yaml").write_text("[]\n")
+    tmp_path = runner_sandbox({"84_seeds": NOTEBOOK_HEAD + body},
+                              {"84_seeds": "notebook: 84_seeds\nprofile: quick\nseeds: [0, 1]\n"})
     assert run.main(["--profile", "quick"]) == 0
     assert (tmp_path / "figures" / "quick" / "probe.txt").read_text() == "seed 0"
     s1, = (tmp_path / "runs" / "84_seeds").glob("*_s1")
