@@ -51,6 +51,7 @@ DEVICE = "auto"
 RUN_DIR = ""
 STEPS = 0
 MODELS = "vae-8,vae-32,avb-8,avb_ac-8,avb_ac-32"
+PART = ""  # "" or a suffix: the standard profile splits the models over 12_avb_mnist_z32 and 12_avb_mnist_z8
 # The quick profile (a smoke test: its numbers say nothing about the paper): 784-512-512 MLPs, larger learning rates,
 # 1k iterations (2 epochs); about a minute per model on one CPU thread. The standard and full profiles' settings are in
 # paper_reproductions/params/12_avb_mnist.<profile>.yaml.
@@ -58,7 +59,7 @@ SETTINGS = {"arch": "mlp", "hidden": (512, 512), "adversary_hidden": (512, 512),
             "adversary_steps": 1, "noise_dim": 32,
             "steps": 1_000, "batch_size": 100, "lr_vae": 1e-3, "lr_primal": 3e-4, "lr_adversary": 6e-4,
             "n_test_elbo": 2_000, "n_test_iwae": 500, "k_iwae": 200, "n_test_ais": 200, "ais_steps": 50, "ais_chains": 5,
-            "n_score": 2_000}
+            "n_score": 2_000, "beta1_vae": 0.5, "beta1_avb": 0.5}
 
 # %%
 import matplotlib.pyplot as plt
@@ -74,12 +75,13 @@ from lib.runs import seed_everything
 from lib.domain_classifier import DomainScores, bernoulli_prior_samples, mnist_classifier
 from lib.train import fit
 
-nb = open_notebook(globals(), "12_avb_mnist")
+EXPERIMENT = f"12_avb_mnist_{PART}" if PART else "12_avb_mnist"  # names its data, figures and parameter file
+nb = open_notebook(globals(), EXPERIMENT, notebook="12_avb_mnist")
 profile, device = nb.profile, nb.device
 if STEPS:
     SETTINGS["steps"] = int(STEPS)
 model_names = [m.strip() for m in MODELS.split(",") if m.strip()]
-cfg = dict(**SETTINGS, models=model_names, betas=(0.5, 0.999), binarization="dynamic",
+cfg = dict(**SETTINGS, models=model_names, beta2=0.999, binarization="dynamic",
            split="50k/10k/10k, test set binarised once with seed 0")
 run_dir = nb.start(config=cfg)
 
@@ -109,8 +111,10 @@ for name in model_names:
     model = build(name)
     untrained = nb.cached(f"{name}_untrained_log_px",
                           lambda: evaluate_log_px(model, x_iwae[:200], k=cfg["k_iwae"])["value"])
-    lr = {"model": cfg["lr_vae"]} if name.startswith("vae") else {"primal": cfg["lr_primal"], "adversary": cfg["lr_adversary"]}
-    histories[name] = fit(model, BatchSampler(train_x, cfg["batch_size"]), steps=cfg["steps"], lr=lr, betas=cfg["betas"],
+    is_vae = name.startswith("vae")
+    lr = {"model": cfg["lr_vae"]} if is_vae else {"primal": cfg["lr_primal"], "adversary": cfg["lr_adversary"]}
+    betas = (cfg["beta1_vae"] if is_vae else cfg["beta1_avb"], cfg["beta2"])
+    histories[name] = fit(model, BatchSampler(train_x, cfg["batch_size"]), steps=cfg["steps"], lr=lr, betas=betas,
                           run_dir=run_dir / name, log_every=max(cfg["steps"] // 40, 1), ckpt_every=max(cfg["steps"] // 10, 1),
                           desc=name)
     elbo = nb.cached(f"{name}_elbo", lambda: evaluate_elbo(model, x_elbo))
@@ -157,7 +161,7 @@ fig = samples_and_reconstructions(
     reconstruct=lambda name, model, x: torch.sigmoid(model.decoder(model.sample_posterior(x))),
     title=f"MNIST ({profile} profile, seed {SEED}, {cfg['steps']} iterations each):\n"
           "decoder means of prior samples, and reconstructions")
-savefig(fig, "12_avb_mnist_samples")
+savefig(fig, f"{EXPERIMENT}_samples")
 plt.show()
 
 # %% [markdown]
@@ -196,7 +200,7 @@ fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncol=3) 
 ax.set_ylim(-220, -80)
 ax.set_title(f"MNIST training ({profile} profile, seed {SEED},\n{cfg['steps']} iterations); "
              "AVB's ELBO uses\nthe adversary's KL estimate")
-savefig(fig, "12_avb_mnist_curves")
+savefig(fig, f"{EXPERIMENT}_curves")
 plt.show()
 
 # %%
