@@ -53,9 +53,18 @@ test: unit notebooks-test
 unit: $(STAMP) browser
 	$(TEST_ENV) $(BIN)/python -m pytest tests
 
+# nbval runs NB_WORKERS notebooks at a time (pytest-xdist; each notebook whole on one worker, its own kernel on one
+# thread; NB_WORKERS=0: one after another), the slowest first so that the workers finish at about the same time.
+NB_WORKERS ?= 2
+NB_SLOWEST := 41_avae_mnist 12_avb_mnist 21_asvae_mnist 31_bavae_mnist
+NB_ALL     := $(patsubst notebooks/%.py,$(BUILD)/notebooks/%.ipynb,$(sort $(wildcard notebooks/[0-9][0-9]_*.py)))
+NB_FIRST   := $(filter $(NB_ALL),$(patsubst %,$(BUILD)/notebooks/%.ipynb,$(NB_SLOWEST)))
+NB_ORDER   := $(NB_FIRST) $(filter-out $(NB_FIRST),$(NB_ALL))
+
 notebooks-test: $(STAMP)
 	$(BIN)/python tests/notebooks_to_ipynb.py $(BUILD)/notebooks
-	$(TEST_ENV) $(BIN)/python -m pytest --nbval-lax -p no:cacheprovider --durations=15 $(BUILD)/notebooks
+	$(TEST_ENV) $(BIN)/python -m pytest --nbval-lax -p no:cacheprovider --durations=15 \
+	  -n $(NB_WORKERS) --dist loadfile --no-loadscope-reorder $(NB_ORDER)
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root)
