@@ -329,15 +329,39 @@ def verdict(value: float, u: float | None, test: dict, k: float = K_SIGMA) -> tu
     return "inconclusive", f"within {k:g}u of {t:g}"
 
 
+def parts_of(experiment: str, profile: str, results: dict) -> list[str]:
+    """The experiments of ``profile`` that are parts of ``experiment``: their runs execute the notebook ``experiment``
+    with its ``PART`` parameter set, each on a subset of its models (e.g. ``12_avb_mnist_z32`` and ``12_avb_mnist_z8``
+    of the standard profile, so that each fits in the profile's time per notebook-seed). A part carries the claims and
+    paper values of ``experiment`` for the metrics its runs have."""
+    return sorted(e for (e, p), entry in results.items() if p == profile and e != experiment and any(
+        r.get("notebook") == experiment and (r.get("parameters") or {}).get("PART") for r in entry["runs"]))
+
+
+def base_experiment(experiment: str, entry: dict) -> str:
+    """The experiment whose part ``experiment`` is (its runs' notebook, :func:`parts_of`), else ``experiment``."""
+    for r in entry.get("runs", []):
+        if (r.get("parameters") or {}).get("PART") and r.get("notebook"):
+            return r["notebook"]
+    return experiment
+
+
 def evaluate_claim(claim: dict, results: dict, profile: str) -> dict:
     """One claim in one profile: {verdict, reason, ours (dict from :func:`measure`) or None}.
 
-    "not run" when no seed record of the claim's experiment in ``profile`` has its metrics (with the skip reason
-    when the experiment was skipped there); "not comparable (<profile>)" for a profile outside the claim's
-    ``comparable_profiles`` (default [full]), its reason saying what the rule would give; else :func:`verdict`.
+    The claim's experiment, or the first of its parts (:func:`parts_of`) whose runs have the quantity's metrics.
+    "not run" when no seed record of these in ``profile`` has the metrics (with the skip reason when the experiment
+    was skipped there); "not comparable (<profile>)" for a profile outside the claim's ``comparable_profiles``
+    (default [full]), its reason saying what the rule would give; else :func:`verdict`.
     """
     entry = results.get((claim["experiment"], profile), {"runs": [], "skipped": None})
     ours = measure(claim["quantity"], entry["runs"])
+    source = ""
+    for part in ([] if ours is not None else parts_of(claim["experiment"], profile, results)):
+        ours = measure(claim["quantity"], results[(part, profile)]["runs"])
+        if ours is not None:
+            source = f" (`{part}`)"
+            break
     if ours is None:
         if entry["runs"]:
             missing = [k for k in _keys(claim["quantity"]) if not any(k in r.get("metrics", {}) for r in entry["runs"])]
@@ -348,8 +372,8 @@ def evaluate_claim(claim: dict, results: dict, profile: str) -> dict:
     v, why = verdict(ours["value"], ours["u"], claim["holds_if"])
     if not comparable(claim, profile):
         note = " (no uncertainty)" if ours["u"] is None else ""
-        return {"verdict": f"not comparable ({profile})", "reason": f"as measured: {v}{note}", "ours": ours}
-    return {"verdict": v, "reason": why, "ours": ours}
+        return {"verdict": f"not comparable ({profile})", "reason": f"as measured: {v}{note}{source}", "ours": ours}
+    return {"verdict": v, "reason": why + source, "ours": ours}
 
 
 def _keys(quantity: dict) -> list[str]:
@@ -583,7 +607,8 @@ def build_report(data_dir: Path | None = None) -> str:
             not_run.append(experiment)
             continue
         for profile, entry in entries:
-            lines += experiment_section(experiment, profile, entry, [r for r in rows if r["experiment"] == experiment])
+            names = (experiment, base_experiment(experiment, entry))  # a part shows its experiment's paper values
+            lines += experiment_section(experiment, profile, entry, [r for r in rows if r["experiment"] in names])
     if not_run:
         lines += [""] + _wrap("Not run yet (no data file): " + ", ".join(f"`{e}`" for e in not_run) + ".")
     lines += compute_section(results, profiles)

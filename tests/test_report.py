@@ -330,3 +330,20 @@ def test_stale_records_name_data_that_no_longer_match_their_parameter_file(tmp_p
 def test_committed_results_match_the_committed_parameter_files():
     """RESULTS.md renders every data file; each must be a result of its current parameter file (no stale seeds)."""
     assert report.stale_records() == []
+
+
+def test_a_part_of_an_experiment_carries_its_claims_and_paper_values(data_dir):
+    """12_avb_mnist_z32 (notebook 12_avb_mnist with PART set) answers 12_avb_mnist's claim; without PART it does not."""
+    metrics = {"avb_ac_32_ais_log_px": {"value": -80.0, "sem": 0.1}, "vae_32_ais_log_px": {"value": -82.0, "sem": 0.1}}
+    part = {**_record("12_avb_mnist_z32", "standard", 0, metrics), "notebook": "12_avb_mnist",
+            "parameters": {"PART": "z32", "MODELS": "vae-32,avb_ac-32"}}
+    results = {("12_avb_mnist_z32", "standard"): {"runs": [part], "skipped": None}}
+    e = report.evaluate_claim({**CLAIM, "comparable_profiles": ["standard"]}, results, "standard")
+    assert e["verdict"] == "holds" and e["ours"]["value"] == pytest.approx(2.0) and "12_avb_mnist_z32" in e["reason"]
+    alone = {**part, "parameters": {"MODELS": "vae-32,avb_ac-32"}}  # not a part: the claim stays unanswered
+    assert report.evaluate_claim(CLAIM, {("12_avb_mnist_z32", "standard"): {"runs": [alone], "skipped": None}},
+                                 "standard")["verdict"] == "not run"
+    report.save_record(part)
+    section = report.build_report().split("### `12_avb_mnist_z32` · standard")[1].split("\n##")[0]
+    assert "No metric of this run is listed" not in section  # 12_avb_mnist's paper-value rows, for its two models only
+    assert "| VAE (32-dim), MNIST: log p(x), AIS (nats) | -81.9" in section and "(8-dim)" not in section
