@@ -94,6 +94,15 @@ EXPERIMENTS = {"12_avb_mnist": Experiment(_build_12, ("elbo", 1)),
                "21_asvae_mnist": Experiment(_build_21, ("neg_elbo", -1))}
 
 
+def notebook_of(experiment: str | None) -> str | None:
+    """The key of :data:`EXPERIMENTS` for ``experiment``: itself, or the notebook it is a part of (``<notebook>_<part>``,
+    e.g. ``12_avb_mnist_z32`` of the standard profile); None for any other experiment."""
+    for name in EXPERIMENTS:
+        if experiment == name or (experiment or "").startswith(name + "_"):
+            return name
+    return None
+
+
 def build_model(registry_name: str, build_options: dict) -> torch.nn.Module:
     """The untrained method, on the CPU: :func:`lib.registry.build` (``registry_name``, ``**build_options``)."""
     return registry.build(registry_name, **build_options)
@@ -128,7 +137,7 @@ def export_model(run_dir: str | Path, model: str, out: str | Path = WEIGHTS_DIR)
     run_dir = Path(run_dir)
     cfg = _read_json(run_dir / "config.json", "not a run folder (runs/<experiment>/<stamp>_s<seed>/)")
     experiment = cfg.get("experiment")
-    if experiment not in EXPERIMENTS:
+    if notebook_of(experiment) is None:
         raise WeightsError(f"{run_dir} is a run of {experiment!r}; weights can be exported from runs of "
                            f"{sorted(EXPERIMENTS)}")
     final = _read_json(run_dir / "final_metrics.json",
@@ -145,7 +154,7 @@ def export_model(run_dir: str | Path, model: str, out: str | Path = WEIGHTS_DIR)
         raise WeightsError(f"{ckpt} not found: the run folder lacks model {model!r}'s checkpoint")
     env = json.loads((run_dir / "env.json").read_text()) if (run_dir / "env.json").is_file() else {}
 
-    registry_name, options = EXPERIMENTS[experiment].build(cfg, model)
+    registry_name, options = EXPERIMENTS[notebook_of(experiment)].build(cfg, model)
     method = build_model(registry_name, options)
     step = load_checkpoint(ckpt, method, restore_rng=False)
     if step != cfg["steps"]:
@@ -271,7 +280,7 @@ def comparison(blob: dict, result: dict) -> list[dict]:
     "now": (value, sem), "n_now" and "n_stored": images, "z": (now - stored) / sqrt(sem_stored^2 + sem_now^2) (nan
     where undefined)}.
     """
-    suffix, sign = EXPERIMENTS[blob["experiment"]].elbo_metric
+    suffix, sign = EXPERIMENTS[notebook_of(blob["experiment"])].elbo_metric
     s = result["settings"]
     rows = [("ELBO" if sign > 0 else "-ELBO", suffix, sign, result["elbo"]),
             (f"IWAE-{s['k_iwae']} log p(x)", "log_px", 1, result["log_px"])]

@@ -235,3 +235,12 @@ def test_the_committed_weights_check_can_fail(tmp_path):
     torch.save({"model": torch.nn.Linear(2, 2)}, tmp_path / "b" / "pickled.pt")  # a pickled module
     with pytest.raises(W.WeightsError, match="b/pickled.pt is not a weights file"):
         W.check_committed(tmp_path)
+
+
+def test_parts_of_a_notebook_export_with_its_builder():
+    """12_avb_mnist_z32 / _z8 (standard profile: the notebook with PART set) are 12_avb_mnist's models."""
+    assert W.notebook_of("12_avb_mnist") == "12_avb_mnist"
+    assert W.notebook_of("12_avb_mnist_z32") == W.notebook_of("12_avb_mnist_z8") == "12_avb_mnist"
+    assert W.notebook_of("21_asvae_mnist") == "21_asvae_mnist"
+    assert W.notebook_of("31_bavae_mnist") is None and W.notebook_of("12_avb") is None
+    assert W.notebook_of(None) is None
