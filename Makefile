@@ -42,8 +42,10 @@ browser: $(STAMP)
 
 # --resume: an interrupted run continues in its folder; --skip-done (standard, full: runs over several sittings):
 # experiments and seeds whose results data already hold the current parameters are not run again.
+# JOBS experiments at a time, each kernel on cpu_count / JOBS threads (JOBS=1 on a GPU machine: one notebook per GPU).
+JOBS ?= 2
 reproduce: $(STAMP)
-	$(BIN)/python -m paper_reproductions.run --profile $(PROFILE) --resume $(if $(filter standard full,$(PROFILE)),--skip-done)
+	$(BIN)/python -m paper_reproductions.run --profile $(PROFILE) --jobs $(JOBS) --resume $(if $(filter standard full,$(PROFILE)),--skip-done)
 
 figures: $(STAMP)
 	$(BIN)/python -m paper_reproductions.run --figures --profile $(if $(filter auto,$(PROFILE)),quick,$(PROFILE))

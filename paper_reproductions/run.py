@@ -6,6 +6,7 @@
     python -m paper_reproductions.run --results-only     # re-render RESULTS.md = python -m paper_reproductions.report
     python -m paper_reproductions.run --figures --profile quick [--only 21_asvae_mnist]   # figures from stored runs
     python -m paper_reproductions.run --profile standard --resume --skip-done   # continue a run over several sittings
+    python -m paper_reproductions.run --profile quick --jobs 2   # two experiments at a time (make reproduce: JOBS=2)
 
 For each parameter file ``params/<experiment>.<profile>.yaml`` of the chosen profile, and for each
 of its seeds, the notebook ``notebooks/<notebook>.py`` is read with jupytext, executed by papermill
@@ -14,7 +15,9 @@ with the file's parameters plus ``PROFILE``, ``SEED`` and ``RUN_DIR``, and store
 results are saved to the committed data file ``paper_reproductions/results/<experiment>/<profile>/seed<N>.json``
 (:func:`paper_reproductions.report.save_run`: it replaces only that seed's file), and at the end RESULTS.md is rendered
 from the data files (:func:`paper_reproductions.report.write_report`).
-Every notebook runs even when one fails; the runner then exits 1 naming each failed notebook and cell. A notebook
+With ``--jobs N`` (N > 1), N experiments run at a time, each in its own worker process (an experiment's seeds one
+after another in one worker), the longest first by the times in the data files, each kernel on cpu_count // N torch
+threads unless ``AVAE_NUM_THREADS`` is set. Every notebook runs even when one fails; the runner then exits 1 naming each failed notebook and cell. A notebook
 that stops with ``lib.runs.ExperimentSkipped`` (its data are absent here) is a clean skip: recorded in ``skipped.json``
 of its experiment and profile, it never removes or overwrites results obtained elsewhere.
 
@@ -288,6 +291,92 @@ def run_notebook(spec: dict, profile: str, seed: int, stamp: str, save: bool = T
     return out
 
 
+def run_experiment(spec: dict, seeds: list[int], profile: str, stamp: str, options: dict) -> dict:
+    """Every seed of one experiment, one after another, as ``main`` asks (``options``: figures, skip_done, resume,
+    save); prints one line per seed. returns {"failures": run results that failed, "missing": [(experiment, seed)]
+    without a completed run to rebuild figures from, "error": a ParamFileError's text or None}."""
+    failures, missing = [], []
+    for seed in seeds:
+        run_dir, note = None, ""
+        if options["figures"]:
+            run_dir = completed_run(spec, profile, seed)
+            if run_dir is None and skipped_run(spec, profile, seed) is not None:
+                print(f"  {spec['experiment']} seed {seed}: skipped where it ran (its data are absent), so it "
+                      "has no figures to rebuild", flush=True)
+                continue
+            if run_dir is None:
+                print(f"  {spec['experiment']} seed {seed}: NO COMPLETED RUN of profile {profile} in "
+                      f"{runs_dir() / spec['experiment']}; its figures are not rebuilt", flush=True)
+                missing.append((spec["experiment"], seed))
+                continue
+        else:
+            if options["skip_done"] and options["save"] and is_done(spec, profile, seed):
+                print(f"  {spec['experiment']} seed {seed}: done (its data file has these parameters), "
+                      "skipped", flush=True)
+                continue
+            if options["resume"]:
+                run_dir = unfinished_run(spec, profile, seed)
+                note = " (resumed)" if run_dir is not None else ""
+        try:
+            res = run_notebook(spec, profile, seed, stamp, save=options["save"], run_dir=run_dir,
+                               figures=options["figures"])
+        except ParamFileError as err:
+            return {"failures": failures, "missing": missing, "error": str(err)}
+        status = (f"FAILED at {res['error']}" if not res["ok"]
+                  else f"skipped: {res['skipped']}" if res.get("skipped") else "ok")
+        print(f"  {spec['experiment']} seed {seed}: {status}{note} ({res['seconds']} s) -> {res['run_dir']}",
+              flush=True)
+        if not res["ok"]:
+            failures.append(res)
+    return {"failures": failures, "missing": missing, "error": None}
+
+
+#: module state a worker process needs from its parent (tests point these at temporary folders)
+_SHARED = (("run", "NOTEBOOKS_DIR"), ("run", "PARAMS_DIR"), ("report", "DATA_DIR"), ("report", "RESULTS"),
+           ("report", "PAPER_VALUES"), ("report", "CLAIMS"))
+
+
+def _worker_init(state: dict, threads: int) -> None:
+    """In a worker process of :func:`run_experiments`: the parent's module state, and torch threads per kernel."""
+    modules = {"run": sys.modules[__name__], "report": report}
+    for (module, name), value in state.items():
+        setattr(modules[module], name, value)
+    os.environ.setdefault("AVAE_NUM_THREADS", str(threads))
+
+
+def _expected_seconds(spec: dict, profile: str) -> float:
+    """The notebook seconds of the experiment's last recorded run in ``profile`` (its data files), else infinity:
+    experiments never timed are started first."""
+    folder = report.DATA_DIR / spec["experiment"] / profile
+    times = [float(rec.get("notebook_seconds") or 0) for rec in map(_read_json, sorted(folder.glob("*.json")))
+             if rec] if folder.is_dir() else []
+    return max(times) if times else float("inf")
+
+
+def run_experiments(tasks: list[tuple[dict, list[int]]], profile: str, stamp: str, options: dict,
+                    jobs: int = 1) -> list[dict]:
+    """:func:`run_experiment` for each (spec, seeds) of ``tasks``: in order when ``jobs`` is 1; else ``jobs``
+    experiments at a time in worker processes (each experiment's seeds stay in one worker, one after another, so no
+    two processes write the same data folder), the longest first by the time recorded in the data files, each
+    kernel on cpu_count // jobs torch threads unless AVAE_NUM_THREADS says otherwise. returns the outcomes in the
+    order of ``tasks``."""
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
+    if jobs == 1 or len(tasks) < 2:
+        return [run_experiment(spec, seeds, profile, stamp, options) for spec, seeds in tasks]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    modules = {"run": sys.modules[__name__], "report": report}
+    state = {(m, name): getattr(modules[m], name) for m, name in _SHARED}
+    order = sorted(range(len(tasks)), key=lambda k: -_expected_seconds(tasks[k][0], profile))
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_worker_init, initargs=(state, threads)) as pool:
+        futures = {k: pool.submit(run_experiment, *tasks[k], profile, stamp, options) for k in order}
+        return [futures[k].result() for k in range(len(tasks))]
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--profile", default=os.environ.get("PROFILE", "auto"), choices=PROFILES)
@@ -306,7 +395,12 @@ def main(argv=None) -> int:
                          "(training resumes from its checkpoints, cached evaluations are reused)")
     ap.add_argument("--skip-done", action="store_true",
                     help="skip an experiment/seed whose data file exists with the parameter file's parameters")
+    ap.add_argument("-j", "--jobs", type=int, default=1,
+                    help="experiments run at a time, each in its own process with cpu_count // JOBS torch threads "
+                         "(unless AVAE_NUM_THREADS is set); the longest first (default 1: one after another)")
     args = ap.parse_args(argv)
+    if args.jobs < 1:
+        ap.error("--jobs must be >= 1")
     profile = resolve_profile(args.profile)
     if args.figures and (args.results_only or args.resume or args.skip_done or args.parameter):
         print("error: --figures redraws stored runs as they are; it takes no --results-only, --resume, --skip-done or "
@@ -327,40 +421,16 @@ def main(argv=None) -> int:
         if overrides:
             print(f"parameters {overrides} override the parameter files: these runs stay in {runs_dir()} and are not "
                   "saved to the results data", flush=True)
-        for spec in specs:
-            for seed in args.seeds if args.seeds else spec["seeds"]:
-                run_dir, note = None, ""
-                if args.figures:
-                    run_dir = completed_run(spec, profile, seed)
-                    if run_dir is None and skipped_run(spec, profile, seed) is not None:
-                        print(f"  {spec['experiment']} seed {seed}: skipped where it ran (its data are absent), so it "
-                              "has no figures to rebuild", flush=True)
-                        continue
-                    if run_dir is None:
-                        print(f"  {spec['experiment']} seed {seed}: NO COMPLETED RUN of profile {profile} in "
-                              f"{runs_dir() / spec['experiment']}; its figures are not rebuilt", flush=True)
-                        missing.append((spec["experiment"], seed))
-                        continue
-                else:
-                    if args.skip_done and not overrides and is_done(spec, profile, seed):
-                        print(f"  {spec['experiment']} seed {seed}: done (its data file has these parameters), "
-                              "skipped", flush=True)
-                        continue
-                    if args.resume:
-                        run_dir = unfinished_run(spec, profile, seed)
-                        note = " (resumed)" if run_dir is not None else ""
-                try:
-                    res = run_notebook(spec, profile, seed, stamp, save=not overrides, run_dir=run_dir,
-                                       figures=args.figures)
-                except ParamFileError as err:
-                    print(f"error: {err}", file=sys.stderr)
-                    return 2
-                status = (f"FAILED at {res['error']}" if not res["ok"]
-                          else f"skipped: {res['skipped']}" if res.get("skipped") else "ok")
-                print(f"  {spec['experiment']} seed {seed}: {status}{note} ({res['seconds']} s) -> {res['run_dir']}",
-                      flush=True)
-                if not res["ok"]:
-                    failures.append(res)
+        options = {"figures": args.figures, "skip_done": args.skip_done, "resume": args.resume,
+                   "save": not overrides}
+        tasks = [(spec, list(args.seeds if args.seeds else spec["seeds"])) for spec in specs]
+        outcomes = run_experiments(tasks, profile, stamp, options, jobs=args.jobs)
+        for outcome in outcomes:
+            if outcome.get("error"):
+                print(f"error: {outcome['error']}", file=sys.stderr)
+                return 2
+            failures += outcome["failures"]
+            missing += outcome["missing"]
     if not args.figures:
         print(f"wrote {report.write_report()}")
     if missing:

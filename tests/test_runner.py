@@ -171,3 +171,29 @@ def test_only_the_parameter_files_first_seed_draws_into_the_profiles_figures(run
     assert run.main(["--profile", "quick", "--seeds", "1"]) == 0
     assert run.main(["--profile", "quick", "--figures", "--seeds", "1"]) == 0
     assert (tmp_path / "figures" / "quick" / "probe.txt").read_text() == "seed 0"
+
+
+def test_jobs_run_experiments_side_by_side_in_worker_processes(runner_sandbox, capfd, monkeypatch):
+    """--jobs 2: two experiments run at the same time (each in its own worker process and kernel: their notebooks'
+    time intervals overlap), each seed is saved to its data file, a failure in a worker is reported as in a serial run
+    (exit 1, named), and each kernel gets cpu_count // jobs torch threads."""
+    timed = ('import os, time\nt0 = time.time()\ntime.sleep(4)\n'
+             'finish_run(Path(RUN_DIR), "{name}", profile=PROFILE, seed=SEED, device="cpu", metrics={{'
+             '"t0": {{"value": t0}}, "t1": {{"value": time.time()}}, '
+             '"threads": {{"value": float(os.environ["AVAE_NUM_THREADS"])}}}})\n')
+    names = ("85_left", "86_right")
+    tmp_path = runner_sandbox({**{n: NOTEBOOK_HEAD + timed.format(name=n) for n in names},
+                               "87_broken": NOTEBOOK_HEAD + 'raise ValueError("broken in a worker")\n'},
+                              {n: f"notebook: {n}\nprofile: quick\nseeds: [0]\n" for n in (*names, "87_broken")})
+    import os
+    monkeypatch.delenv("AVAE_NUM_THREADS", raising=False)  # so the runner chooses the kernels' thread count
+    assert run.main(["--profile", "quick", "--jobs", "2"]) == 1
+    out, err = capfd.readouterr()
+    assert "87_broken (seed 0): cell" in err and "ValueError: broken in a worker" in err
+    got = {n: json.loads((tmp_path / "results" / n / "quick" / "seed0.json").read_text())["metrics"] for n in names}
+    (a0, a1), (b0, b1) = [(got[n]["t0"]["value"], got[n]["t1"]["value"]) for n in names]
+    assert a0 < b1 and b0 < a1, "the two experiments did not run at the same time"
+    assert got["85_left"]["threads"]["value"] == max(1, (os.cpu_count() or 1) // 2)
+    assert "85_left seed 0: ok" in out and "86_right seed 0: ok" in out
+    with pytest.raises(SystemExit):
+        run.main(["--profile", "quick", "--jobs", "0"])
