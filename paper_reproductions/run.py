@@ -17,7 +17,8 @@ results are saved to the committed data file ``paper_reproductions/results/<expe
 from the data files (:func:`paper_reproductions.report.write_report`).
 With ``--jobs N`` (N > 1), N experiments run at a time, each in its own worker process (an experiment's seeds one
 after another in one worker), the longest first by the times in the data files, each kernel on cpu_count // N torch
-threads unless ``AVAE_NUM_THREADS`` is set. Every notebook runs even when one fails; the runner then exits 1 naming each failed notebook and cell. A notebook
+threads unless ``AVAE_NUM_THREADS`` is set.
+Every notebook runs even when one fails; the runner then exits 1 naming each failed notebook and cell. A notebook
 that stops with ``lib.runs.ExperimentSkipped`` (its data are absent here) is a clean skip: recorded in ``skipped.json``
 of its experiment and profile, it never removes or overwrites results obtained elsewhere.
 
