@@ -231,6 +231,29 @@ class Discriminator(nn.Module):
         """Dis_l(x): :meth:`DownTrunk.features`."""
         return self.trunk.features(x, layer)
 
+    def features_and_logits(self, x: torch.Tensor, layer: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(Dis_l(x), D(x)) from one pass through the trunk: the same values as :meth:`features` and ``forward``
+        (one batch-norm pass instead of two, so in training mode the running statistics are updated once).
+        Only for a discriminator of x alone. returns: ((B, channels * h * w), (B,)).
+        raises ValueError for a joint discriminator (z_dim > 0) or a bad layer."""
+        if self.z_dim:
+            raise ValueError("features_and_logits is for a discriminator of x alone (z_dim = 0)")
+        blocks = self.trunk.blocks
+        layer = len(blocks) if layer is None else layer
+        if not 1 <= layer <= len(blocks):
+            raise ValueError(f"layer must be in 1..{len(blocks)}, got {layer}")
+        _check_images(x, self.x_shape)
+        h = x
+        for i, b in enumerate(blocks):
+            if i == layer - 1:
+                h = b[0](h)
+                feats = h.flatten(1)
+                for m in b[1:]:
+                    h = m(h)
+            else:
+                h = b(h)
+        return feats, self.head(h.flatten(1)).squeeze(1)
+
 
 class Encoder(nn.Module):
     """x (B, *x_shape) -> codes, on the discriminator's trunk (:class:`DownTrunk`, same layout and size).

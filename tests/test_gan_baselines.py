@@ -228,6 +228,45 @@ def test_vaegan_reconstruction_is_measured_in_discriminator_features():
     assert float(ns["gan"]) > 0 > float(mm["gan"]) and torch.allclose(mm["loss"], mm["gan"])
 
 
+def test_features_and_logits_is_one_pass_of_features_and_forward():
+    torch.manual_seed(0)
+    d = Discriminator((1, 28, 28), W)
+    for mode in (d.eval, d.train):  # train mode: batch statistics of this batch in both computations
+        mode()
+        x = torch.rand(6, 1, 28, 28)
+        for layer in (None, *range(1, len(d.trunk.blocks) + 1)):
+            f, logits = d.features_and_logits(x, layer)
+            assert torch.allclose(f, d.features(x, layer), atol=1e-6) and torch.allclose(logits, d(x), atol=1e-6)
+    with pytest.raises(ValueError, match="layer"):
+        d.features_and_logits(x, layer=0)
+    with pytest.raises(ValueError, match="alone"):
+        Discriminator((1, 28, 28), W, z_dim=Z).features_and_logits(x)
+
+
+def test_vaegan_discriminator_batches_joint_or_separate():
+    """"joint": real, reconstructed and prior batches share one batch-norm pass (their code); "separate": one pass per
+    batch (the DCGAN convention of the other baselines) -- the discriminator's loss equals the sum of three per-batch
+    evaluations, and differs from the joint pass in training mode (batch statistics differ)."""
+    import torch.nn.functional as F
+    torch.manual_seed(0)
+    m = build("vaegan", (1, 28, 28), z_dim=Z, width=W, dis_batches="separate").train()
+    x = torch.rand(5, 1, 28, 28)
+    torch.manual_seed(1)
+    sep = m.loss("discriminator", x)["loss"]
+    torch.manual_seed(1)
+    with torch.no_grad():
+        x_tilde, x_p = m.decoder(m.encoder.sample(x)), m.decoder(m.draw_z(5))
+    d = m.discriminator
+    expected = F.softplus(-d(x)).mean() + F.softplus(d(x_tilde)).mean() + F.softplus(d(x_p)).mean()
+    assert torch.allclose(sep, expected, atol=1e-5)
+    m.dis_batches = "joint"
+    torch.manual_seed(1)
+    joint = m.loss("discriminator", x)["loss"]
+    assert not torch.allclose(joint, sep, atol=1e-3)
+    with pytest.raises(ValueError, match="dis_batches"):
+        build("vaegan", (1, 28, 28), z_dim=Z, width=W, dis_batches="mixed")
+
+
 def test_conv_vae_codes_carry_information_on_a_two_pattern_batch():
     """Two patterns (top or bottom half lit), four copies each: without information in z the best reconstruction is
     the pixel mean, 1/2 * 784 * 0.25 = 98 per image; a working encoder-decoder gets far below it in 40 steps."""
