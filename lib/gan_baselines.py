@@ -176,9 +176,10 @@ class VAEGAN(_Generative):
     pass per batch, each with its own batch statistics, the convention of every other baseline here (DCGAN's
     practice). ``"joint"``: one pass on the concatenated batch, as in their code, so that Dis_l(x) and Dis_l(x_tilde)
     share batch statistics. Without their equilibrium rule (simplification 2) the joint pass lets the discriminator win
-    outright on MNIST (width 16, 2k iterations, gamma 0.1: mean logits +12 on data, -11.5 on prior samples; the
-    decoder collapsed to one image, MNIST-IS 1.7), while separate passes train like the DCGAN (+0.3 / -1.5;
-    MNIST-FD 64 on validation images, the DCGAN's 79 at the same budget): notebook 41's standard-profile note.
+    outright on MNIST (width 16, 2k iterations, gamma 0.1, beta 1: mean logits +13.5 on data, -12.4 on prior samples;
+    the decoder collapsed to one image, MNIST-IS 1.09), while separate passes train like the DCGAN (+0.3 / -1.5;
+    MNIST-FD 64 on validation images, the DCGAN's 79 at the same budget): ``paper_reproductions/results/validation/
+    mnist_vaegan_w16_*.json`` (:mod:`paper_reproductions.validation_gans`).
     """
 
     players = {"encoder": ("encoder",), "decoder": ("decoder",), "discriminator": ("discriminator",)}

@@ -61,18 +61,18 @@
 #
 # **VAE/GAN, repaired.** As first written (their code's single discriminator pass on the concatenated real, reconstructed
 # and prior batches, KL weight 1, $\gamma = 10^{-5}$), our VAE/GAN collapsed in every run: the discriminator won outright
-# (mean logits about +12 on data and −11 on generated images), the encoder's KL fell to 0.02 nats and the decoder drew one
-# image (MNIST-IS 1.0). Two causes, each checked on the validation split (MNIST, width 16, seed 0; docs/findings-standard.md,
-# claim 5): (1) without their equilibrium rule, a joint batch-norm pass lets the discriminator tell the batches apart by
+# (mean logits about +13 on data and −12 on generated images), the encoder's KL fell towards zero and the decoder drew one
+# image (MNIST-IS 1.0–1.1). Two causes, each checked on the validation split (MNIST, width 16, seed 0,
+# `python -m paper_reproductions.validation_gans`; docs/findings-standard.md, claim 5): (1) without their equilibrium rule, a joint batch-norm pass lets the discriminator tell the batches apart by
 # their statistics; one pass per batch, the convention of every other model here, trains like the DCGAN (discriminator
 # logits +0.3 / −1.5 after 2k iterations); (2) the unit-variance Gaussian on $\mathrm{Dis}_l$ makes the feature
 # reconstruction only about 12 per image against a KL of weight 1, so the codes kept about 2.5 nats and reconstructions
 # were hardly closer to their input than to another image (MSE 0.092 against 0.136); with the VAE's $\beta$ on the KL
-# the codes keep about 28 nats. `lib.gan_baselines.VAEGAN` documents both options (`dis_batches`, `beta`). With both
+# the codes keep about 34 nats after 4k iterations. `lib.gan_baselines.VAEGAN` documents both options (`dis_batches`, `beta`). With both
 # repairs, $\gamma$ trades reconstructions against samples (validation, 4k iterations): $\gamma = 0.1$ gives MSE 0.031 and
 # MNIST-FD 41, $\gamma = 1$ MSE 0.022 and FD 82. The VAE/GAN enters the slides' claims through its reconstruction MSE, so
 # $\gamma = 1$, its better reconstructions, is the baseline AVAE is held against
-# (`paper_reproductions/results/validation/vaegan_gamma_mnist.json`).
+# (`paper_reproductions/results/validation/mnist_vaegan_w16_s4000_separate_beta0.0625.json`).
 #
 # **Datasets.** The parameter `DATASET` runs this same notebook on `"mnist"` (the default, offline), `"fashion_mnist"`
 # (a second, harder 28×28 dataset, used where its IDX files are found: `data/FashionMNIST/raw/` or the Debian package
