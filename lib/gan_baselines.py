@@ -171,7 +171,8 @@ class VAEGAN(_Generative):
 
     beta: the weight of L_prior in the encoder's loss (1: the paper; our addition, the KL weight of the VAE baseline,
     since L_llike's unit-variance Gaussian on Dis_l sets an arbitrary scale against the KL: on MNIST at width 16
-    Dis_l's squared error is ~12 per image, so with beta = 1 the codes keep ~2.5 nats and reconstructions are weak).
+    Dis_l's squared error is ~12 per image, so with beta = 1 the codes keep ~2.6 nats and reconstructions are weak:
+    ``paper_reproductions/results/validation/mnist_vaegan_w16_s4000_separate_beta1.json``).
     dis_batches: how x, x_tilde and x_p go through the batch-normalised discriminator. ``"separate"`` (default): one
     pass per batch, each with its own batch statistics, the convention of every other baseline here (DCGAN's
     practice). ``"joint"``: one pass on the concatenated batch, as in their code, so that Dis_l(x) and Dis_l(x_tilde)

@@ -267,6 +267,25 @@ def test_vaegan_discriminator_batches_joint_or_separate():
         build("vaegan", (1, 28, 28), z_dim=Z, width=W, dis_batches="mixed")
 
 
+def test_vaegan_beta_weights_the_encoders_kl():
+    """The encoder's loss is beta KL + the feature reconstruction, each term computed independently here."""
+    x = torch.rand(4, 1, 28, 28)
+    for beta in (1.0, 0.0625):
+        torch.manual_seed(0)
+        m = build("vaegan", (1, 28, 28), z_dim=Z, width=W, beta=beta)
+        torch.manual_seed(3)
+        out = m.loss("encoder", x)
+        torch.manual_seed(3)
+        mu, sigma = m.encoder(x)
+        z = mu + sigma * torch.randn_like(mu)
+        x_tilde = m.decoder(z)
+        f_x, f_t = m.discriminator.features(x), m.discriminator.features(x_tilde)
+        kl = torch.distributions.kl_divergence(torch.distributions.Normal(mu, sigma),
+                                               torch.distributions.Normal(0.0, 1.0)).sum(1)
+        rec = 0.5 * (f_t - f_x).pow(2).sum(1)
+        assert torch.allclose(out["loss"], (beta * kl + rec).mean(), rtol=1e-4)
+
+
 def test_conv_vae_codes_carry_information_on_a_two_pattern_batch():
     """Two patterns (top or bottom half lit), four copies each: without information in z the best reconstruction is
     the pixel mean, 1/2 * 784 * 0.25 = 98 per image; a working encoder-decoder gets far below it in 40 steps."""
