@@ -40,6 +40,7 @@ import io
 import json
 import os
 import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,7 +49,8 @@ import yaml
 
 from lib.paths import NOTEBOOKS_DIR, REPRO_DIR, set_figure_profile
 from lib.runs import (ExperimentSkipped, atomic_write_bytes, finish_run, json_normalized, resolve_device,
-                      resolve_profile, rng_state, seed_everything, set_rng_state, skip_run, start_run)
+                      resolve_profile, rng_state, seed_everything, set_rng_state, skip_run, start_run,
+                      write_json)
 
 PARAMS_DIR = REPRO_DIR / "params"
 DEFAULT_PROFILE = "quick"  #: the profile whose settings are the parameters cell's own values
@@ -173,11 +175,16 @@ class Notebook:
     run_dir: Path | None = field(default=None)
     rebuild: bool = False
 
-    def start(self, config: dict) -> Path:
+    def start(self, config: dict, evaluation_keys=()) -> Path:
         """Create the run folder with ``config.json`` and ``env.json`` (:func:`lib.runs.start_run`), print it.
 
         When ``RUN_DIR`` names a finished run (it holds ``final_metrics.json``): rebuild mode, nothing is written, and
         ``config`` (with experiment, profile and seed) must equal the stored ``config.json``.
+        evaluation_keys: the keys of ``config`` that only the evaluations read (test-set sizes, AIS steps, ...). When
+        given, a new run folder whose config differs from a finished run's (same experiment, profile and seed, in
+        ``runs/<experiment>/``) in these keys alone starts from that run's trained models
+        (:func:`reuse_training`): ``lib.train.fit`` then resumes from their final checkpoints (zero iterations, the
+        same RNG state), so only the evaluations run again.
         returns the folder. raises RebuildMismatch naming the differing keys.
         """
         stored = Path(self.run_dir_arg) if self.run_dir_arg else None
@@ -193,6 +200,12 @@ class Notebook:
         else:
             self.run_dir = start_run(self.experiment, profile=self.profile, seed=self.seed, device=self.device,
                                      config=config, run_dir=self.run_dir_arg or None)
+            if evaluation_keys:
+                reused = reuse_training(self.run_dir, evaluation_keys)
+                if reused:
+                    print(f"training reused from {reused['from']} (it differs only in evaluation settings "
+                          f"{sorted(reused['differs_in'])}): models {reused['models']} resume from their final "
+                          "checkpoints")
         print(f"profile={self.profile} device={self.device} seed={self.seed} run_dir={self.run_dir}"
               + (" (rebuild of a finished run: nothing is retrained or rewritten)" if self.rebuild else ""))
         return self.run_dir
@@ -267,6 +280,59 @@ class Notebook:
             print(f"SKIPPED: {reason}")
             raise ExperimentSkipped(reason)
         skip_run(self.run_dir, self.experiment, profile=self.profile, seed=self.seed, device=self.device, reason=reason)
+
+
+REUSED_TRAINING = "training_reused.json"  #: written in a run folder whose models were trained in another one
+
+
+def reuse_training(run_dir: str | os.PathLike, evaluation_keys) -> dict | None:
+    """Start a fresh run folder from a finished run's trained models when the two differ in evaluation settings only.
+
+    The donor: the newest other folder of ``runs_dir()/<experiment>/`` with ``final_metrics.json`` (not a skip) whose
+    ``config.json`` equals ``run_dir``'s (experiment, profile and seed included) on every key except
+    ``evaluation_keys``. Every model subfolder of the donor that holds a finished fit (``ckpt.pt`` and
+    ``fit_time.json``) is copied whole (checkpoint, ``fit_config.json``, ``fit_time.json``, ``metrics.jsonl``), so
+    ``lib.train.fit`` resumes at its last iteration with the RNG state the donor had there: evaluations that did not
+    change come out bit-identical to the donor's. ``training_reused.json`` records the donor, the models, the differing
+    keys (``{key: [donor's, this run's]}``) and the donor's training seconds (summed ``fit_time.json``: the compute
+    table counts them, :mod:`paper_reproductions.run`).
+    run_dir: a folder just created by :func:`lib.runs.start_run` (its ``config.json`` written). Does nothing (returns
+    None) when the folder already holds a checkpoint or a ``training_reused.json`` (a resumed run), or when no donor
+    exists. returns the record written. Copies go through a hidden temporary folder, moved in model by model.
+    """
+    run_dir = Path(run_dir)
+    evaluation_keys = set(evaluation_keys)
+    if (run_dir / REUSED_TRAINING).exists() or any(p.parent.name[:1] != "." for p in run_dir.glob("*/ckpt.pt")):
+        return None
+    mine = json.loads((run_dir / "config.json").read_text())
+    donor = differs_in = None
+    for other in sorted(run_dir.parent.glob(f"*_s{mine['seed']}"), reverse=True):  # stamps sort by time: newest first
+        final = other / "final_metrics.json"
+        if other.resolve() == run_dir.resolve() or not final.exists() or not (other / "config.json").exists():
+            continue
+        if json.loads(final.read_text()).get("skipped"):
+            continue
+        theirs = json.loads((other / "config.json").read_text())
+        differ = {k for k in set(mine) | set(theirs) if _json_text(mine.get(k)) != _json_text(theirs.get(k))}
+        if differ and differ <= evaluation_keys:
+            donor, differs_in = other, {k: [theirs.get(k), mine.get(k)] for k in sorted(differ)}
+            break
+    if donor is None:
+        return None
+    models = sorted(p.parent.name for p in donor.glob("*/ckpt.pt") if (p.parent / "fit_time.json").exists())
+    tmp = run_dir / ".reuse-tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    seconds = 0.0
+    for name in models:  # copy everything first, then move it in: an interruption leaves no half-copied model
+        shutil.copytree(donor / name, tmp / name)
+        seconds += float(json.loads((donor / name / "fit_time.json").read_text()).get("seconds") or 0.0)
+    for name in models:
+        shutil.rmtree(run_dir / name, ignore_errors=True)
+        os.replace(tmp / name, run_dir / name)
+    shutil.rmtree(tmp, ignore_errors=True)
+    record = {"from": str(donor), "models": models, "differs_in": differs_in, "training_seconds": round(seconds, 1)}
+    write_json(run_dir / REUSED_TRAINING, record)
+    return record
 
 
 def _is_wall_time(entry) -> bool:

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import yaml
 
+from lib.notebook import REUSED_TRAINING
 from lib.paths import REPRO_DIR
 from lib.runs import atomic_write_bytes, json_normalized, write_json
 
@@ -74,6 +75,8 @@ def record_from_run(run_dir: str | Path) -> dict | None:
     Reads ``final_metrics.json`` (metrics, device), ``runner.json`` (notebook seconds, parameters, start time; absent
     for runs made outside the runner or still running: then the start time is the folder's stamp), ``env.json`` (git
     commit) and every ``fit_time.json`` below the folder (summed: the training part of the notebook's time, seconds).
+    A run that started from another run's trained models (``training_reused.json``, :func:`lib.notebook.reuse_training`)
+    counts that run's training seconds in its notebook seconds too, and names the folder they came from.
     """
     run_dir = Path(run_dir)
     fm = _read_json(run_dir / "final_metrics.json")
@@ -84,17 +87,23 @@ def record_from_run(run_dir: str | Path) -> dict | None:
         return None
     env = _read_json(run_dir / "env.json") or {}
     fits = [(_read_json(p) or {}).get("seconds") for p in sorted(run_dir.rglob("fit_time.json"))]
+    reused = _read_json(run_dir / REUSED_TRAINING)
+    seconds = runner.get("seconds")
+    if reused and seconds is not None:  # the copied fit_time.json files count as training; so does the notebook total
+        seconds = round(float(seconds) + float(reused.get("training_seconds") or 0.0), 1)
     experiment = fm.get("experiment") or run_dir.parent.name
     rec = {"experiment": experiment, "profile": fm["profile"], "seed": int(fm["seed"]),
            "device": fm.get("device", "?"), "metrics": fm.get("metrics", {}),
            "parameters": runner.get("parameters", {}), "notebook": runner.get("notebook", experiment),
-           "notebook_seconds": runner.get("seconds"),
+           "notebook_seconds": seconds,
            "fit_seconds": round(sum(f for f in fits if f is not None), 1) if fits else None,
            "started": runner.get("started") or _stamp_time(run_dir.name), "git_commit": env.get("git_commit"),
            "run": run_dir.name,
            "command": command(experiment, fm["profile"], int(fm["seed"]))}
     if fm.get("skipped"):
         rec["skipped"] = fm["skipped"]
+    if reused:
+        rec["training_reused_from"] = Path(reused["from"]).name
     return rec
 
 

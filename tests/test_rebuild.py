@@ -122,6 +122,7 @@ SEED = 0
 DEVICE = "cpu"
 RUN_DIR = ""
 STEPS = 30
+N_EVAL = 50
 
 # %%
 import os
@@ -140,7 +141,7 @@ from lib.toys import FourPointSampler, four_points
 from lib.train import fit
 
 nb = open_notebook(globals(), "80_tiny", seed=True)
-run_dir = nb.start(config={"steps": STEPS})
+run_dir = nb.start(config={"steps": STEPS, "n_eval": N_EVAL}, evaluation_keys=("n_eval",))
 model = registry.build("vae", x_shape=(4,), z_dim=2, hidden=(8,))
 hist = fit(model, FourPointSampler(16), steps=STEPS, lr={"model": 1e-2}, run_dir=run_dir / "vae", log_every=5,
            ckpt_every=10, progress=False)
@@ -149,7 +150,7 @@ hist = fit(model, FourPointSampler(16), steps=STEPS, lr={"model": 1e-2}, run_dir
 def evaluation():
     with open(Path(run_dir) / "evaluations.log", "a") as fh:  # counts the evaluations actually computed
         fh.write("1\\n")
-    return evaluate_elbo(model, four_points().repeat(50, 1))
+    return evaluate_elbo(model, four_points().repeat(N_EVAL, 1))
 
 
 elbo = nb.cached("vae_elbo", evaluation)
@@ -239,6 +240,50 @@ def test_resume_continues_an_interrupted_run_in_its_folder(tiny, monkeypatch, ca
     (tiny / "params" / "80_tiny.quick.yaml").write_text("notebook: 80_tiny\nseeds: [0]\nparameters:\n  STEPS: 20\n")
     assert run.main(["--profile", "quick", "--skip-done"]) == 0
     assert len(list((tiny / "runs" / "80_tiny").iterdir())) == 3
+
+
+def test_a_change_of_evaluation_settings_alone_reuses_the_trained_models(tiny, capsys):
+    """A parameter file that changes only an evaluation setting (the notebook's evaluation_keys) runs in a new folder
+    that starts from the finished run's trained models: its checkpoint and training records are the donor's byte for
+    byte (no iteration trained), training_reused.json names the donor, and the compute table counts the donor's
+    training. Going back to the first setting reuses again and reproduces the first run's metrics exactly (the
+    evaluation and a random draw after it: the RNG state is the checkpoint's). A change of a training setting
+    trains afresh."""
+    params = tiny / "params" / "80_tiny.quick.yaml"
+    assert run.main(["--profile", "quick"]) == 0
+    first, = (tiny / "runs" / "80_tiny").iterdir()
+    first_metrics = json.loads((first / "final_metrics.json").read_text())["metrics"]
+    assert not (first / "training_reused.json").exists()
+
+    params.write_text("notebook: 80_tiny\nseeds: [0]\nparameters:\n  N_EVAL: 70\n")
+    capsys.readouterr()
+    assert run.main(["--profile", "quick", "--skip-done"]) == 0
+    second = max((tiny / "runs" / "80_tiny").iterdir())
+    assert second != first and "training reused from" in (second / "80_tiny.ipynb").read_text()
+    reused = json.loads((second / "training_reused.json").read_text())
+    assert reused["from"] == str(first) and reused["models"] == ["vae"] and reused["differs_in"] == {"n_eval": [50, 70]}
+    for name in ("ckpt.pt", "fit_time.json", "fit_config.json", "metrics.jsonl"):
+        assert (second / "vae" / name).read_bytes() == (first / "vae" / name).read_bytes(), name
+    fit_seconds = json.loads((first / "vae" / "fit_time.json").read_text())["seconds"]
+    assert reused["training_seconds"] == round(fit_seconds, 1)
+    data = json.loads((tiny / "results" / "80_tiny" / "quick" / "seed0.json").read_text())
+    own = json.loads((second / "runner.json").read_text())["seconds"]
+    assert data["training_reused_from"] == first.name
+    assert data["notebook_seconds"] == round(own + reused["training_seconds"], 1)
+    second_metrics = json.loads((second / "final_metrics.json").read_text())["metrics"]
+    assert second_metrics["elbo"]["value"] != first_metrics["elbo"]["value"]  # evaluated on 70 copies, not 50
+
+    params.write_text("notebook: 80_tiny\nseeds: [0]\nparameters:\n  N_EVAL: 50\n")
+    assert run.main(["--profile", "quick", "--skip-done"]) == 0
+    third = max((tiny / "runs" / "80_tiny").iterdir())
+    assert json.loads((third / "training_reused.json").read_text())["from"] == str(second)  # the newest donor
+    assert json.loads((third / "final_metrics.json").read_text())["metrics"] == first_metrics
+
+    params.write_text("notebook: 80_tiny\nseeds: [0]\nparameters:\n  STEPS: 20\n  N_EVAL: 50\n")
+    assert run.main(["--profile", "quick", "--skip-done"]) == 0
+    fourth = max((tiny / "runs" / "80_tiny").iterdir())
+    assert fourth != third and not (fourth / "training_reused.json").exists()
+    assert json.loads((fourth / "vae" / "fit_time.json").read_text())["iterations"] == 20
 
 
 def test_every_figure_link_in_the_docs_points_to_a_committed_figure():
