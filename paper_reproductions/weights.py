@@ -15,7 +15,9 @@ code). It holds (format :data:`FORMAT`, version :data:`FORMAT_VERSION`):
   :func:`lib.registry.build`), ``method_config`` (the checkpoint's :meth:`lib.method.Method.config`), ``state_dict``
   (every network of the method, adversaries included: AVB's ELBO uses its adversary), ``step`` (the run's last
   iteration);
-* ``run`` (the run folder's name), ``git_commit`` (the commit the run was trained at, from its ``env.json``),
+* ``run`` (the run folder's name), ``trained_in`` (the folder that trained the model: ``run`` itself, or for a run
+  that only re-evaluated another run's models, that run, :func:`lib.notebook.reuse_training`), ``git_commit`` (the
+  commit the model was trained at, from that folder's ``env.json``; None when that folder is gone),
   ``exported_at`` (the commit of the export), ``device`` (the run's device);
 * ``evaluation``: the run's settings ``n_test_elbo``, ``n_test_iwae``, ``k_iwae``, ``n_test_ais``, ``ais_steps``,
   ``ais_chains``, ``SEED``; ``metrics``: the run's stored metrics of this model (the keys of ``final_metrics.json``
@@ -48,6 +50,7 @@ from typing import Callable
 import torch
 
 from lib import registry
+from lib.notebook import REUSED_TRAINING
 from lib.paths import REPRO_DIR
 from lib.runs import atomic_write_bytes, git_commit, resolve_device, seed_everything
 
@@ -153,6 +156,11 @@ def export_model(run_dir: str | Path, model: str, out: str | Path = WEIGHTS_DIR)
     if not ckpt.is_file():
         raise WeightsError(f"{ckpt} not found: the run folder lacks model {model!r}'s checkpoint")
     env = json.loads((run_dir / "env.json").read_text()) if (run_dir / "env.json").is_file() else {}
+    trained_in = run_dir  # a run that re-evaluated another run's trained models (lib.notebook.reuse_training)
+    if (run_dir / REUSED_TRAINING).is_file():
+        trained_in = Path(json.loads((run_dir / REUSED_TRAINING).read_text())["from"])
+        donor_env = trained_in / "env.json"
+        env = {**env, "git_commit": json.loads(donor_env.read_text()).get("git_commit") if donor_env.is_file() else None}
 
     registry_name, options = EXPERIMENTS[notebook_of(experiment)].build(cfg, model)
     method = build_model(registry_name, options)
@@ -171,7 +179,8 @@ def export_model(run_dir: str | Path, model: str, out: str | Path = WEIGHTS_DIR)
         "metrics_prefix": prefix, "registry_name": registry_name, "build_options": options,
         "method_config": method.config(), "step": step,
         "state_dict": {k: v.detach().cpu().clone() for k, v in method.state_dict().items()},
-        "run": run_dir.name, "git_commit": env.get("git_commit"), "exported_at": git_commit(),
+        "run": run_dir.name, "trained_in": trained_in.name, "git_commit": env.get("git_commit"),
+        "exported_at": git_commit(),
         "device": env.get("device_name"),
         "evaluation": {**{k: int(cfg[k]) for k in EVALUATION_KEYS}, "SEED": int(cfg["seed"])},
         "metrics": metrics,

@@ -94,7 +94,8 @@ def test_export_writes_plain_data_with_the_models_weights_settings_and_metrics(r
     assert blob["format"] == W.FORMAT and blob["format_version"] == W.FORMAT_VERSION
     assert (blob["experiment"], blob["profile"], blob["seed"], blob["model"]) == (run["experiment"], "quick", 0,
                                                                                    run["name"])
-    assert blob["step"] == STEPS and blob["run"] == run["run_dir"].name
+    assert blob["step"] == STEPS and blob["run"] == blob["trained_in"] == run["run_dir"].name
+    assert blob["git_commit"] == json.loads((run["run_dir"] / "env.json").read_text())["git_commit"]
     state = run["model"].state_dict()
     assert list(blob["state_dict"]) == list(state)
     for k, v in state.items():  # bit-identical, dtype and shape included
@@ -244,3 +245,24 @@ def test_parts_of_a_notebook_export_with_its_builder():
     assert W.notebook_of("21_asvae_mnist") == "21_asvae_mnist"
     assert W.notebook_of("31_bavae_mnist") is None and W.notebook_of("12_avb") is None
     assert W.notebook_of(None) is None
+
+
+def test_export_of_a_reevaluation_names_the_run_that_trained_the_model(run, tmp_path):
+    """A run folder that re-evaluated another run's models (training_reused.json, lib.notebook.reuse_training) exports
+    the same weights, with trained_in and git_commit taken from the folder that trained them."""
+    donor_env = json.loads((run["run_dir"] / "env.json").read_text())
+    (run["run_dir"] / "env.json").write_text(json.dumps({**donor_env, "git_commit": "d" * 40}))
+    try:
+        again = run["run_dir"].parent / "20260101-000100_s0"
+        shutil.copytree(run["run_dir"], again)
+        (again / "env.json").write_text(json.dumps({**donor_env, "git_commit": "e" * 40}))
+        (again / "training_reused.json").write_text(json.dumps({"from": str(run["run_dir"]), "models": [run["name"]],
+                                                                 "differs_in": {"ais_steps": [2, 3]},
+                                                                 "training_seconds": 1.0}))
+        blob = torch.load(W.export_model(again, run["name"], tmp_path), weights_only=True)
+    finally:
+        (run["run_dir"] / "env.json").write_text(json.dumps(donor_env))
+    assert blob["run"] == again.name and blob["trained_in"] == run["run_dir"].name
+    assert blob["git_commit"] == "d" * 40
+    for k, v in run["model"].state_dict().items():
+        assert torch.equal(blob["state_dict"][k], v), k
