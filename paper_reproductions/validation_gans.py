@@ -1,9 +1,11 @@
 """Validation-split checks behind notebook 41's standard profile (issue 19: a small sweep on the validation split;
-nothing is tuned on the test split): the DCGAN's budget (iterations, width) and the VAE/GAN repair and its gamma.
+nothing is tuned on the test split): the DCGAN's budget (iterations, width), the VAE/GAN repair and its gamma, and AVAE
+with the released code's form of L_Z beside the slides' (notebook 41 uses the slides').
 
     python -m paper_reproductions.validation_gans --model gan --width 16 --steps 8000          # the DCGAN floor
     python -m paper_reproductions.validation_gans --model vaegan --steps 4000 --gamma 0.1 1 --beta 0.0625
     python -m paper_reproductions.validation_gans --model vaegan --steps 2000 --gamma 0.1 --dis-batches joint --beta 1
+    python -m paper_reproductions.validation_gans --model avae --steps 6000 --eval-every 2000 --lz-variant code
 
 Trains one notebook-41 model (``--model``: vae, gan, vaegan, bigan, avae; notebook 41's DCGAN networks, latent 32,
 batch 64, Adam 2e-4 with beta1 0.5) from ``--seed`` on the 50k training images of ``--dataset``, once per value of
@@ -26,6 +28,7 @@ from pathlib import Path
 import torch
 
 from lib import registry
+from lib.avae import L_Z_VARIANTS
 from lib.data import BatchSampler, load_image_dataset
 from lib.domain_classifier import DomainScores, mnist_classifier
 from lib.reconstruction_metrics import reconstruction_errors
@@ -37,9 +40,10 @@ REGISTRY_NAME = {"vae": "dcgan_vae", "gan": "dcgan", "vaegan": "vaegan", "bigan"
 N_SCORE = 2000
 
 
-def options(model: str, *, beta: float, gamma: float, dis_batches: str) -> dict:
-    """Notebook 41's model options (VAE and AVAE: the KL weight beta; VAE/GAN: gamma, beta, dis_batches)."""
-    return {"vae": dict(beta=beta), "gan": {}, "bigan": {}, "avae": dict(beta=beta, lz_weight=1.0, lz_variant="slides"),
+def options(model: str, *, beta: float, gamma: float, dis_batches: str, lz_variant: str = "slides") -> dict:
+    """Notebook 41's model options (VAE and AVAE: the KL weight beta; AVAE: the form of L_Z, notebook 41's "slides" or
+    the released code's "code", :func:`lib.avae.latent_reconstruction_loss`; VAE/GAN: gamma, beta, dis_batches)."""
+    return {"vae": dict(beta=beta), "gan": {}, "bigan": {}, "avae": dict(beta=beta, lz_weight=1.0, lz_variant=lz_variant),
             "vaegan": dict(gamma=gamma, beta=beta, dis_batches=dis_batches)}[model]
 
 
@@ -89,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gamma", type=float, nargs="+", default=[1e-5], help="VAE/GAN's gamma, one run per value")
     ap.add_argument("--beta", type=float, default=0.0625, help="KL weight of VAE, AVAE and VAE/GAN (notebook 41's BETA)")
     ap.add_argument("--dis-batches", default="separate", choices=["separate", "joint"], help="VAE/GAN's discriminator passes")
+    ap.add_argument("--lz-variant", default="slides", choices=list(L_Z_VARIANTS),
+                    help="AVAE's latent reconstruction loss L_Z: the slides' form (notebook 41) or the released code's")
     ap.add_argument("--lr", type=float, default=2e-4)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
@@ -101,12 +107,14 @@ def main(argv: list[str] | None = None) -> int:
     gammas = args.gamma if args.model == "vaegan" else [None]
     runs = []
     for g in gammas:
-        opts = options(args.model, beta=args.beta, gamma=g if g is not None else 0.0, dis_batches=args.dis_batches)
+        opts = options(args.model, beta=args.beta, gamma=g if g is not None else 0.0, dis_batches=args.dis_batches,
+                       lz_variant=args.lz_variant)
         rows = validation_curve(args.model, dataset=args.dataset, width=args.width, steps=args.steps,
                                 eval_every=args.eval_every, seed=args.seed, lr=args.lr, opts=opts,
                                 desc=f"{args.model} {opts}")
         runs.append({"options": opts, "rows": rows})
-    tag = f"s{args.steps}" + (f"_{args.dis_batches}_beta{args.beta:g}" if args.model == "vaegan" else "")
+    tag = f"s{args.steps}" + (f"_{args.dis_batches}_beta{args.beta:g}" if args.model == "vaegan" else "") + (
+        f"_lz_{args.lz_variant}" if args.model == "avae" else "")
     path = DATA_DIR / "validation" / f"{args.dataset}_{args.model}_w{args.width}_{tag}.json"
     write_json(path, {"command": "python -m paper_reproductions.validation_gans " + " ".join(
         sys.argv[1:] if argv is None else argv), "model": args.model, "dataset": args.dataset, "width": args.width,

@@ -31,8 +31,29 @@ def test_vaegan_record_matches_direct_calls_and_gamma_reaches_the_model(tmp_path
         assert (a["fd"], a["is"], a["mse"], a["mse_other"]) == (b["fd"], b["is"], b["mse"], b["mse_other"])
 
 
+def test_avae_lz_variant_reaches_the_model_and_names_the_record(tmp_path, monkeypatch):
+    monkeypatch.setattr(validation_gans, "DATA_DIR", tmp_path)
+    built = []
+    real_build = validation_gans.registry.build
+
+    def spy(name, **kw):
+        net = real_build(name, **kw)
+        built.append((name, net.lz_variant, net.beta))
+        return net
+
+    monkeypatch.setattr(validation_gans.registry, "build", spy)
+    for variant in ("code", "slides"):
+        assert validation_gans.main(["--model", "avae", "--steps", "1", "--eval-every", "1", "--lz-variant", variant]) == 0
+    assert built == [("avae", "code", 0.0625), ("avae", "slides", 0.0625)]
+    code = json.loads((tmp_path / "validation" / "mnist_avae_w16_s1_lz_code.json").read_text())
+    slides = json.loads((tmp_path / "validation" / "mnist_avae_w16_s1_lz_slides.json").read_text())
+    assert code["runs"][0]["options"]["lz_variant"] == "code" and slides["runs"][0]["options"]["lz_variant"] == "slides"
+    assert code["runs"][0]["rows"][0]["last"] != slides["runs"][0]["rows"][0]["last"]  # another generator loss
+
+
 @pytest.mark.parametrize("bad", [["--model", "gan", "--steps", "0"], ["--model", "gan", "--eval-every", "5", "--steps", "2"],
-                                 ["--model", "vaegan", "--gamma", "-1"], ["--model", "flow"]])
+                                 ["--model", "vaegan", "--gamma", "-1"], ["--model", "flow"],
+                                 ["--model", "avae", "--lz-variant", "precision"]])
 def test_bad_arguments_stop_with_a_usage_error(bad, tmp_path, monkeypatch):
     monkeypatch.setattr(validation_gans, "DATA_DIR", tmp_path)
     with pytest.raises(SystemExit) as err:
