@@ -4,6 +4,8 @@
     python -m paper_reproductions.weights export runs/21_asvae_mnist/<stamp>_s0 --models asvae_r flow_vae
     # everyone: rebuild a committed model, re-evaluate its test log p(x) and set it beside the stored numbers
     python -m paper_reproductions.weights evaluate paper_reproductions/weights/21_asvae_mnist/standard/seed0/asvae_r.pt
+    # is AIS long enough? the same images at several step counts, paired differences (issue 19's doubling rule)
+    python -m paper_reproductions.weights ais-steps paper_reproductions/weights/12_avb_mnist_z32/standard/seed0/avb_ac-32.pt --steps 300 600 1200
 
 A **weights file** (``paper_reproductions/weights/<experiment>/<profile>/seed<N>/<model>.pt``) is a ``torch.save``'d
 dict of tensors and plain types only, so ``torch.load(path, weights_only=True)`` reads it (no pickled modules or
@@ -282,6 +284,53 @@ def evaluate_weights(blob: dict, *, n_elbo: int | None = None, n_iwae: int | Non
     return out
 
 
+DOUBLING_TOLERANCE = 0.5  #: issue 19's rule: an AIS step count is long enough when doubling it moves log p(x) by less
+
+
+def ais_step_study(blob: dict, steps: list[int], *, n_ais: int = 100, ais_chains: int | None = None,
+                   device: torch.device | str = "cpu") -> list[dict]:
+    """AIS log p(x) of a weights file's model at several step counts on the same test images, with paired differences.
+
+    Each count runs :func:`lib.ais.evaluate_ais` as the notebook does (AIS generator seeded with the run's SEED) from
+    the same global RNG state (the run's state at the end of training, which the start distribution's posterior
+    samples draw from), so two counts differ by their annealing alone and their difference is paired image by image.
+    steps: increasing step counts (e.g. 300 600 1200). n_ais: the first N test images. ais_chains: None = the run's.
+    returns: one row per count, {"steps", "value", "sem" (nats, over images), "accept_rate", "seconds", and from the
+    second on "minus_previous": (mean, sem) of the per-image difference to the previous count and "doubling_ok"
+    (|mean| < :data:`DOUBLING_TOLERANCE`; only when this count is twice the previous one, else None)}.
+    raises ValueError for counts that are not increasing integers >= 1, or N outside 1..10,000.
+    """
+    import time
+
+    from lib.ais import evaluate_ais
+    from lib.data import fixed_binarization, load_mnist
+    from lib.evaluate import mean_sem
+
+    if not steps or any(int(t) < 1 for t in steps) or any(b <= a for a, b in zip(steps, steps[1:])):
+        raise ValueError(f"AIS step counts must be increasing integers >= 1, got {steps}")
+    device = torch.device(device)
+    x_test = fixed_binarization(load_mnist()["test"].images, seed=0).to(device)
+    if not 1 <= n_ais <= x_test.shape[0]:
+        raise ValueError(f"n_ais = {n_ais}: use 1 to {x_test.shape[0]} test images")
+    model = model_from_weights(blob, device)
+    chains = int(ais_chains or blob["evaluation"]["ais_chains"])
+    rows, previous = [], None
+    for t in steps:
+        torch.set_rng_state(blob["rng_after_training"]["torch"])
+        t0 = time.perf_counter()
+        r = evaluate_ais(model, x_test[:n_ais], n_steps=int(t), n_chains=chains,
+                         generator=torch.Generator(device=device).manual_seed(int(blob["evaluation"]["SEED"])))
+        row = {"steps": int(t), "value": r["value"], "sem": r["sem"], "accept_rate": r["accept_rate"],
+               "seconds": round(time.perf_counter() - t0, 1)}
+        if previous is not None:
+            d = mean_sem(r["log_px"] - previous[1])
+            row["minus_previous"] = d
+            row["doubling_ok"] = abs(d[0]) < DOUBLING_TOLERANCE if int(t) == 2 * previous[0] else None
+        rows.append(row)
+        previous = (int(t), r["log_px"])
+    return rows
+
+
 def comparison(blob: dict, result: dict) -> list[dict]:
     """Rows of the stored metric beside the re-evaluated one, in the stored metric's sign and units (nats).
 
@@ -382,8 +431,33 @@ def main(argv=None) -> int:
     ev.add_argument("--threads", type=int, help="torch CPU threads (default: AVAE_NUM_THREADS, else torch's)")
     ev.add_argument("--skip-ais", action="store_true", help="leave AIS out (the slowest part)")
     ev.add_argument("--device", default="cpu", help="cpu (default), cuda, ...")
+    st = sub.add_parser("ais-steps", help="AIS log p(x) at several step counts on the same images: is AIS long enough?")
+    st.add_argument("weights", help="a weights file (committed, or exported from a run folder with --out)")
+    st.add_argument("--steps", type=int, nargs="+", required=True, help="increasing step counts, e.g. 300 600 1200")
+    st.add_argument("--n-ais", type=int, default=100, help="the first N test images (default 100)")
+    st.add_argument("--ais-chains", type=int, help="AIS chains per image (default: the run's)")
+    st.add_argument("--threads", type=int, help="torch CPU threads (default: AVAE_NUM_THREADS, else torch's)")
+    st.add_argument("--device", default="cpu", help="cpu (default), cuda, ...")
     a = ap.parse_args(argv)
     try:
+        if a.command == "ais-steps":
+            device = resolve_device(a.device)
+            if a.threads:
+                torch.set_num_threads(a.threads)
+            blob = load_weights(a.weights)
+            print(f"{blob['experiment']} / {blob['profile']} profile / seed {blob['seed']} / {blob['model']}: AIS on "
+                  f"the first {a.n_ais} test images, {a.ais_chains or blob['evaluation']['ais_chains']} chains")
+            for r in ais_step_study(blob, a.steps, n_ais=a.n_ais, ais_chains=a.ais_chains, device=device):
+                line = (f"AIS-{r['steps']}: {r['value']:.3f} ± {r['sem']:.3f} nats (acceptance "
+                        f"{r['accept_rate']:.2f}, {r['seconds']:.0f} s)")
+                if "minus_previous" in r:
+                    d, e = r["minus_previous"]
+                    line += f"; minus the previous count, paired: {d:+.3f} ± {e:.3f}"
+                    if r["doubling_ok"] is not None:
+                        line += (f" ({'<' if r['doubling_ok'] else '>='} {DOUBLING_TOLERANCE} nat on doubling: the "
+                                 f"previous count is {'long enough' if r['doubling_ok'] else 'too short'})")
+                print(line, flush=True)
+            return 0
         if a.command == "export":
             for model in a.models:
                 path = export_model(a.run_dir, model, a.out)

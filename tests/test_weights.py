@@ -266,3 +266,39 @@ def test_export_of_a_reevaluation_names_the_run_that_trained_the_model(run, tmp_
     assert blob["git_commit"] == "d" * 40
     for k, v in run["model"].state_dict().items():
         assert torch.equal(blob["state_dict"][k], v), k
+
+
+def test_ais_step_study_rows_equal_direct_calls_and_pair_the_differences(run):
+    """Each row is lib.ais.evaluate_ais at that count from the run's RNG state after training (an independent call
+    here); differences are per image, paired; the doubling rule is judged only where a count doubles the previous."""
+    from lib.evaluate import mean_sem
+
+    blob = W.load_weights(run["path"])
+    rows = W.ais_step_study(blob, [2, 4, 5], n_ais=3)
+    x = fixed_binarization(load_mnist()["test"].images, seed=0)[:3]
+    direct, model = [], W.model_from_weights(blob)  # built first: building draws initial weights
+    for t in (2, 4, 5):
+        torch.set_rng_state(blob["rng_after_training"]["torch"])
+        direct.append(evaluate_ais(model, x, n_steps=t, n_chains=EVAL["ais_chains"],
+                                   generator=torch.Generator().manual_seed(0), progress=False))
+    assert [r["steps"] for r in rows] == [2, 4, 5]
+    assert [r["value"] for r in rows] == [d["value"] for d in direct]
+    assert "minus_previous" not in rows[0]
+    for r, prev, now in zip(rows[1:], direct, direct[1:]):
+        assert r["minus_previous"] == mean_sem(now["log_px"] - prev["log_px"])
+        assert r["minus_previous"][0] == pytest.approx(now["value"] - prev["value"], abs=1e-9)
+    assert rows[1]["doubling_ok"] == (abs(rows[1]["minus_previous"][0]) < W.DOUBLING_TOLERANCE)
+    assert rows[2]["doubling_ok"] is None  # 5 is not twice 4
+    for bad in ([], [4, 2], [0, 1]):
+        with pytest.raises(ValueError):
+            W.ais_step_study(blob, bad, n_ais=3)
+    with pytest.raises(ValueError):
+        W.ais_step_study(blob, [2], n_ais=0)
+
+
+def test_ais_steps_command_prints_paired_differences_and_refuses_bad_counts(run, capsys):
+    assert W.main(["ais-steps", str(run["path"]), "--steps", "2", "4", "--n-ais", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "AIS-2:" in out and "AIS-4:" in out and "paired" in out and "on doubling" in out
+    assert W.main(["ais-steps", str(run["path"]), "--steps", "4", "2"]) == 2
+    assert "increasing" in capsys.readouterr().err
