@@ -288,13 +288,14 @@ DOUBLING_TOLERANCE = 0.5  #: issue 19's rule: an AIS step count is long enough w
 
 
 def ais_step_study(blob: dict, steps: list[int], *, n_ais: int = 100, ais_chains: int | None = None,
-                   device: torch.device | str = "cpu") -> list[dict]:
+                   device: torch.device | str = "cpu", on_row=None) -> list[dict]:
     """AIS log p(x) of a weights file's model at several step counts on the same test images, with paired differences.
 
     Each count runs :func:`lib.ais.evaluate_ais` as the notebook does (AIS generator seeded with the run's SEED) from
     the same global RNG state (the run's state at the end of training, which the start distribution's posterior
     samples draw from), so two counts differ by their annealing alone and their difference is paired image by image.
     steps: increasing step counts (e.g. 300 600 1200). n_ais: the first N test images. ais_chains: None = the run's.
+    on_row: called with each row as soon as it is computed (the command prints it: long counts take minutes).
     returns: one row per count, {"steps", "value", "sem" (nats, over images), "accept_rate", "seconds", and from the
     second on "minus_previous": (mean, sem) of the per-image difference to the previous count and "doubling_ok"
     (|mean| < :data:`DOUBLING_TOLERANCE`; only when this count is twice the previous one, else None)}.
@@ -327,6 +328,8 @@ def ais_step_study(blob: dict, steps: list[int], *, n_ais: int = 100, ais_chains
             row["minus_previous"] = d
             row["doubling_ok"] = abs(d[0]) < DOUBLING_TOLERANCE if int(t) == 2 * previous[0] else None
         rows.append(row)
+        if on_row is not None:
+            on_row(row)
         previous = (int(t), r["log_px"])
     return rows
 
@@ -447,7 +450,8 @@ def main(argv=None) -> int:
             blob = load_weights(a.weights)
             print(f"{blob['experiment']} / {blob['profile']} profile / seed {blob['seed']} / {blob['model']}: AIS on "
                   f"the first {a.n_ais} test images, {a.ais_chains or blob['evaluation']['ais_chains']} chains")
-            for r in ais_step_study(blob, a.steps, n_ais=a.n_ais, ais_chains=a.ais_chains, device=device):
+
+            def show(r: dict) -> None:
                 line = (f"AIS-{r['steps']}: {r['value']:.3f} ± {r['sem']:.3f} nats (acceptance "
                         f"{r['accept_rate']:.2f}, {r['seconds']:.0f} s)")
                 if "minus_previous" in r:
@@ -457,6 +461,8 @@ def main(argv=None) -> int:
                         line += (f" ({'<' if r['doubling_ok'] else '>='} {DOUBLING_TOLERANCE} nat on doubling: the "
                                  f"previous count is {'long enough' if r['doubling_ok'] else 'too short'})")
                 print(line, flush=True)
+
+            ais_step_study(blob, a.steps, n_ais=a.n_ais, ais_chains=a.ais_chains, device=device, on_row=show)
             return 0
         if a.command == "export":
             for model in a.models:

@@ -274,7 +274,9 @@ def test_ais_step_study_rows_equal_direct_calls_and_pair_the_differences(run):
     from lib.evaluate import mean_sem
 
     blob = W.load_weights(run["path"])
-    rows = W.ais_step_study(blob, [2, 4, 5], n_ais=3)
+    seen = []
+    rows = W.ais_step_study(blob, [2, 4, 5], n_ais=3, on_row=seen.append)
+    assert seen == rows  # each row handed over as it is computed (the command prints it then)
     x = fixed_binarization(load_mnist()["test"].images, seed=0)[:3]
     direct, model = [], W.model_from_weights(blob)  # built first: building draws initial weights
     for t in (2, 4, 5):
