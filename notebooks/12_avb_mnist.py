@@ -40,7 +40,7 @@
 # other rows. Our full profile runs 1000 steps and 5 chains on 2,048 test images for every model; the standard
 # profile 600 steps and 5 chains on the first 1,000 (enough by issue 19's rule, doubling the steps moves the estimate
 # by < 0.5 nat, checked on 100 images with `python -m paper_reproductions.weights ais-steps FILE --steps 300 600 1200`;
-# for plain AVB-8 only just, and its estimate keeps rising slowly beyond: docs/findings-standard.md, claim 2); the
+# for plain AVB-8 only at the edge, and its estimate keeps rising slowly beyond: docs/findings-standard.md, claim 2); the
 # quick profile a short chain on a few hundred.
 #
 # Profiles. **Quick** (a smoke test): MLP networks and 1k iterations on a CPU. **Standard** (claim 2 of RESULTS'
