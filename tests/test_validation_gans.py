@@ -6,17 +6,23 @@ import pytest
 from paper_reproductions import validation_gans
 
 
-def test_vaegan_record_matches_direct_calls_and_gamma_reaches_the_model(tmp_path, monkeypatch):
-    monkeypatch.setattr(validation_gans, "DATA_DIR", tmp_path)
+def _spy_on_builds(monkeypatch, *attributes):
+    """Record (registry name, *the built model's attributes) for every model validation_gans builds."""
     built = []
     real_build = validation_gans.registry.build
 
     def spy(name, **kw):
         net = real_build(name, **kw)
-        built.append((name, net.gamma, net.beta, net.dis_batches))
+        built.append((name, *(getattr(net, a) for a in attributes)))
         return net
 
     monkeypatch.setattr(validation_gans.registry, "build", spy)
+    return built
+
+
+def test_vaegan_record_matches_direct_calls_and_gamma_reaches_the_model(tmp_path, monkeypatch):
+    monkeypatch.setattr(validation_gans, "DATA_DIR", tmp_path)
+    built = _spy_on_builds(monkeypatch, "gamma", "beta", "dis_batches")
     argv = ["--model", "vaegan", "--steps", "2", "--eval-every", "1", "--gamma", "0.1", "1", "--beta", "0.5"]
     assert validation_gans.main(argv) == 0
     assert built == [("vaegan", 0.1, 0.5, "separate"), ("vaegan", 1.0, 0.5, "separate")]
@@ -33,15 +39,7 @@ def test_vaegan_record_matches_direct_calls_and_gamma_reaches_the_model(tmp_path
 
 def test_avae_lz_variant_reaches_the_model_and_names_the_record(tmp_path, monkeypatch):
     monkeypatch.setattr(validation_gans, "DATA_DIR", tmp_path)
-    built = []
-    real_build = validation_gans.registry.build
-
-    def spy(name, **kw):
-        net = real_build(name, **kw)
-        built.append((name, net.lz_variant, net.beta))
-        return net
-
-    monkeypatch.setattr(validation_gans.registry, "build", spy)
+    built = _spy_on_builds(monkeypatch, "lz_variant", "beta")
     for variant in ("code", "slides"):
         assert validation_gans.main(["--model", "avae", "--steps", "1", "--eval-every", "1", "--lz-variant", variant]) == 0
     assert built == [("avae", "code", 0.0625), ("avae", "slides", 0.0625)]
