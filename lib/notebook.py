@@ -175,7 +175,7 @@ class Notebook:
     run_dir: Path | None = field(default=None)
     rebuild: bool = False
 
-    def start(self, config: dict, evaluation_keys=()) -> Path:
+    def start(self, config: dict, evaluation_keys=(), model_keys=()) -> Path:
         """Create the run folder with ``config.json`` and ``env.json`` (:func:`lib.runs.start_run`), print it.
 
         When ``RUN_DIR`` names a finished run (it holds ``final_metrics.json``): rebuild mode, nothing is written, and
@@ -185,6 +185,9 @@ class Notebook:
         ``runs/<experiment>/``) in these keys alone starts from that run's trained models
         (:func:`reuse_training`): ``lib.train.fit`` then resumes from their final checkpoints (zero iterations, the
         same RNG state), so only the evaluations run again.
+        model_keys: the keys of ``config`` that list the models (a list of names, or a mapping name -> options), for a
+        notebook whose models train independently of each other (each from its own seed). A finished run with a subset
+        of this run's models (the shared ones' options equal) then donates those models, and only the added ones train.
         returns the folder. raises RebuildMismatch naming the differing keys.
         """
         stored = Path(self.run_dir_arg) if self.run_dir_arg else None
@@ -200,10 +203,10 @@ class Notebook:
         else:
             self.run_dir = start_run(self.experiment, profile=self.profile, seed=self.seed, device=self.device,
                                      config=config, run_dir=self.run_dir_arg or None)
-            if evaluation_keys:
-                reused = reuse_training(self.run_dir, evaluation_keys)
+            if evaluation_keys or model_keys:
+                reused = reuse_training(self.run_dir, evaluation_keys, model_keys)
                 if reused:
-                    print(f"training reused from {reused['from']} (it differs only in evaluation settings "
+                    print(f"training reused from {reused['from']} (it differs only in "
                           f"{sorted(reused['differs_in'])}): models {reused['models']} resume from their final "
                           "checkpoints")
         print(f"profile={self.profile} device={self.device} seed={self.seed} run_dir={self.run_dir}"
@@ -285,12 +288,17 @@ class Notebook:
 REUSED_TRAINING = "training_reused.json"  #: written in a run folder whose models were trained in another one
 
 
-def reuse_training(run_dir: str | os.PathLike, evaluation_keys) -> dict | None:
-    """Start a fresh run folder from a finished run's trained models when the two differ in evaluation settings only.
+def reuse_training(run_dir: str | os.PathLike, evaluation_keys, model_keys=()) -> dict | None:
+    """Start a fresh run folder from a finished run's trained models when the two differ in evaluation settings only,
+    or in models added.
 
     The donor: the newest other folder of ``runs_dir()/<experiment>/`` with ``final_metrics.json`` (not a skip) whose
     ``config.json`` equals ``run_dir``'s (experiment, profile and seed included) on every key except
-    ``evaluation_keys``. Every model subfolder of the donor that holds a finished fit (``ckpt.pt`` and
+    ``evaluation_keys`` and ``model_keys``; on each of ``model_keys`` (a list of model names, or a mapping from name to
+    options) the donor's value must be contained in this run's: its names a subset, each shared name's options equal.
+    So a run that adds a model reuses the others; one that drops or changes a model's options does not. Declare
+    ``model_keys`` only when each model's training is independent of which other models the run trains (each seeded
+    on its own). Every model subfolder of the donor that holds a finished fit (``ckpt.pt`` and
     ``fit_time.json``) is copied whole (checkpoint, ``fit_config.json``, ``fit_time.json``, ``metrics.jsonl``), so
     ``lib.train.fit`` resumes at its last iteration with the RNG state the donor had there: evaluations that did not
     change come out bit-identical to the donor's. ``training_reused.json`` records the donor, the models, the differing
@@ -301,7 +309,7 @@ def reuse_training(run_dir: str | os.PathLike, evaluation_keys) -> dict | None:
     exists. returns the record written. Copies go through a hidden temporary folder, moved in model by model.
     """
     run_dir = Path(run_dir)
-    evaluation_keys = set(evaluation_keys)
+    evaluation_keys, model_keys = set(evaluation_keys), set(model_keys)
     if (run_dir / REUSED_TRAINING).exists() or any(p.parent.name[:1] != "." for p in run_dir.glob("*/ckpt.pt")):
         return None
     mine = json.loads((run_dir / "config.json").read_text())
@@ -314,7 +322,8 @@ def reuse_training(run_dir: str | os.PathLike, evaluation_keys) -> dict | None:
             continue
         theirs = json.loads((other / "config.json").read_text())
         differ = {k for k in set(mine) | set(theirs) if _json_text(mine.get(k)) != _json_text(theirs.get(k))}
-        if differ and differ <= evaluation_keys:
+        if differ and differ <= evaluation_keys | model_keys and all(
+                _contains(mine.get(k), theirs.get(k)) for k in differ & model_keys - evaluation_keys):
             donor, differs_in = other, {k: [theirs.get(k), mine.get(k)] for k in sorted(differ)}
             break
     if donor is None:
@@ -333,6 +342,16 @@ def reuse_training(run_dir: str | os.PathLike, evaluation_keys) -> dict | None:
     record = {"from": str(donor), "models": models, "differs_in": differs_in, "training_seconds": round(seconds, 1)}
     write_json(run_dir / REUSED_TRAINING, record)
     return record
+
+
+def _contains(mine, theirs) -> bool:
+    """Whether a model list / mapping ``theirs`` (a donor's) is contained in ``mine``: names a subset, and for a
+    mapping each shared name's value equal."""
+    if isinstance(mine, dict) and isinstance(theirs, dict):
+        return all(k in mine and _json_text(mine[k]) == _json_text(v) for k, v in theirs.items())
+    if isinstance(mine, list) and isinstance(theirs, list):
+        return set(map(_json_text, theirs)) <= set(map(_json_text, mine))
+    return False
 
 
 def _is_wall_time(entry) -> bool:

@@ -113,7 +113,8 @@ def image_grid(x: torch.Tensor, nrow: int = 10, ax=None, title: str | None = Non
 
 def samples_and_reconstructions(models: dict, x: torch.Tensor, sample: Callable, reconstruct: Callable, *,
                                 labels: dict[str, str] | None = None, sample_caption: str | Callable = "samples",
-                                panel_size: tuple[float, float] | None = None, nrow: int = 8, title: str | None = None):
+                                panel_size: tuple[float, float] | None = None, nrow: int = 8, title: str | None = None,
+                                rec_caption: str = "data | reconstruction"):
     """One figure, a column per model: its samples on top, data | reconstruction pairs below.
 
     models: name -> model, in column order. For each model in turn (the random draws happen in this order),
@@ -124,6 +125,7 @@ def samples_and_reconstructions(models: dict, x: torch.Tensor, sample: Callable,
     name in the titles (default: the name). sample_caption: the top titles' ``"<label>: <caption>"``, a string or
     name -> string. panel_size: (width, height) in inches of one column (default: the columns share
     :data:`TWO_COLUMN`, each twice as high as wide plus room for the titles). title: the figure's suptitle.
+    rec_caption: the bottom titles' caption (shorten it for six columns or more: they are narrower than its text).
     returns: the figure; its axes are a 2 x len(models) grid.
     """
     labels = labels or {}
@@ -144,7 +146,7 @@ def samples_and_reconstructions(models: dict, x: torch.Tensor, sample: Callable,
                 axes[1, j].text(0.5, 0.5, "no encoder:\nno reconstruction", ha="center", va="center")
                 continue
             image_grid(torch.stack([x, rec], 1).flatten(0, 1), nrow=nrow, ax=axes[1, j],
-                       title=f"{label}\ndata | reconstruction")
+                       title=f"{label}\n{rec_caption}")
     if title:
         fig.suptitle(title)
     return fig

@@ -86,10 +86,21 @@ def set_rng_state(state: dict) -> None:
 
 
 def new_run_dir(experiment: str, seed: int, run_dir: str | os.PathLike | None = None) -> Path:
-    """The run folder: ``run_dir`` if given (created), else ``runs/<experiment>/<stamp>_s<seed>/``."""
-    path = Path(run_dir) if run_dir else runs_dir() / experiment / f"{time.strftime('%Y%m%d-%H%M%S')}_s{seed}"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    """The run folder: ``run_dir`` if given (created), else a new ``runs/<experiment>/<stamp>_s<seed>/``. Two runs of
+    one experiment and seed started within the same second get different stamps (the second waits for the next
+    second): a run never writes into another run's folder."""
+    if run_dir:
+        path = Path(run_dir)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    while True:
+        path = runs_dir() / experiment / f"{time.strftime('%Y%m%d-%H%M%S')}_s{seed}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            time.sleep(0.05)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -298,3 +298,55 @@ def test_every_figure_link_in_the_docs_points_to_a_committed_figure():
     for doc, target, path in links:
         assert path.is_file(), f"{doc.name}: {target} does not exist"
         assert path.parent.parent == paths.ROOT / "figures" and path.parent.name in ("quick", "standard", "full"), target
+
+
+def _models_run(options: dict, steps=20):
+    """A notebook in miniature whose models train independently (each seeded on its own): start with the model list
+    and options as model_keys, fit each model, finish with each one's ELBO. returns (run folder, metrics, the
+    iterations each fit trained in this folder)."""
+    from lib import registry
+    from lib.evaluate import evaluate_elbo
+    from lib.runs import seed_everything
+    from lib.toys import FourPointSampler, four_points
+    from lib.train import fit
+
+    nb = Notebook("81_models", "quick", torch.device("cpu"), 0)
+    names = list(options)
+    run_dir = nb.start(config={"steps": steps, "models": names, "options": options}, model_keys=("models", "options"))
+    metrics, trained = {}, {}
+    for name in names:
+        seed_everything(0)
+        model = registry.build("vae", x_shape=(4,), z_dim=2, hidden=(options[name]["hidden"],))
+        hist = fit(model, FourPointSampler(16), steps=steps, lr={"model": 1e-2}, run_dir=run_dir / name,
+                   log_every=5, ckpt_every=10, progress=False)
+        trained[name] = len([r for r in hist if r["step"] > 0])
+        metrics[name] = {"value": evaluate_elbo(model, four_points().repeat(20, 1))["value"]}
+    nb.finish(metrics)
+    return run_dir, metrics
+
+
+def test_a_run_that_adds_a_model_reuses_the_others(tmp_path, monkeypatch):
+    """model_keys: a run whose models are a superset of a finished run's (shared options equal) copies the shared
+    models' checkpoints byte for byte and their metrics come out equal; the added model trains, and equals what it
+    gives trained alone. A run that changes a shared model's options does not take that donor (an older donor that
+    still fits is taken instead); a run with a model list that is no superset of any donor trains everything."""
+    monkeypatch.setenv("AVAE_RUNS_DIR", str(tmp_path / "runs"))
+    first, m1 = _models_run({"a": {"hidden": 8}})
+    assert not (first / "training_reused.json").exists()
+    second, m2 = _models_run({"a": {"hidden": 8}, "b": {"hidden": 6}})
+    reused = json.loads((second / "training_reused.json").read_text())
+    assert reused["from"] == str(first) and reused["models"] == ["a"]
+    assert set(reused["differs_in"]) == {"models", "options"}
+    assert (second / "a" / "ckpt.pt").read_bytes() == (first / "a" / "ckpt.pt").read_bytes()
+    assert m2["a"] == m1["a"]
+    assert json.loads((second / "b" / "fit_time.json").read_text())["iterations"] == 20  # b trained here
+    alone, m_alone = _models_run({"b": {"hidden": 6}})  # no donor has only models of {"b"}: trains afresh
+    assert not (alone / "training_reused.json").exists() and m_alone["b"] == m2["b"]
+    # b's options changed: the newest donor (a, b with hidden 6) does not fit, the first run (a alone) does
+    third, m3 = _models_run({"a": {"hidden": 8}, "b": {"hidden": 4}})
+    reused = json.loads((third / "training_reused.json").read_text())
+    assert reused["from"] == str(first) and reused["models"] == ["a"] and m3["a"] == m1["a"]
+    assert m3["b"] != m2["b"]
+    # a training setting changed: no donor
+    fourth, _ = _models_run({"a": {"hidden": 8}, "b": {"hidden": 6}}, steps=10)
+    assert not (fourth / "training_reused.json").exists()

@@ -325,3 +325,14 @@ def test_same_seed_gives_byte_identical_final_metrics(tmp_path, family, name):
     b = _short_run(family, name, 0, tmp_path / "b")
     assert a == b
     assert _short_run(family, name, 1, tmp_path / "c") != a.replace(b'"seed": 0', b'"seed": 1')  # the seed matters
+
+
+def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path, monkeypatch):
+    """new_run_dir: three runs of one experiment and seed started back to back (well within a second) get three
+    folders, each named <stamp>_s<seed>, none reused (a second run would otherwise overwrite the first's files)."""
+    from lib.runs import new_run_dir
+
+    monkeypatch.setenv("AVAE_RUNS_DIR", str(tmp_path))
+    folders = [new_run_dir("80_tiny", 0) for _ in range(3)]
+    assert len(set(folders)) == 3 and all(re.fullmatch(r"\d{8}-\d{6}_s0", f.name) for f in folders)
+    assert new_run_dir("80_tiny", 0, tmp_path / "given") == tmp_path / "given"  # a given folder is used as it is
