@@ -244,6 +244,7 @@ def run_notebook(spec: dict, profile: str, seed: int, stamp: str, save: bool = T
     params = {**spec["parameters"], "PROFILE": profile, "SEED": seed, "RUN_DIR": str(run_dir)}
     out = {"experiment": spec["experiment"], "seed": seed, "run_dir": str(run_dir), "ok": True, "error": None}
     t0, started = time.time(), time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    untimed = _untimed_sitting_seconds(run_dir) if resumed and not (run_dir / "runner.json").exists() else None
     sockets = tempfile.mkdtemp(prefix="avae-kernel-")  # short path: Unix socket names are limited to ~100 characters
     executed = run_dir / f"{spec['notebook']}{'.figures' if figures else ''}.ipynb"
     threads_before = os.environ.get("AVAE_NUM_THREADS")
@@ -284,12 +285,30 @@ def run_notebook(spec: dict, profile: str, seed: int, stamp: str, save: bool = T
         earlier = _read_json(run_dir / "runner.json") or {}
         sittings = {"resumed": True, "sitting_seconds": out["seconds"]}
         out["seconds"] = round(out["seconds"] + float(earlier.get("seconds") or 0.0), 1)
+        if untimed is not None:  # an earlier sitting was killed before it could write runner.json
+            sittings["untimed_sitting_seconds"] = untimed
+            out["seconds"] = round(out["seconds"] + untimed, 1)
+            created = time.mktime(time.strptime(run_dir.name.rsplit("_s", 1)[0], "%Y%m%d-%H%M%S"))
+            started = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(created))
         started = earlier.get("started") or started
     record = {**out, "notebook": spec["notebook"], "profile": profile, "parameters": spec["parameters"],
               "started": started, **sittings}
     write_json(run_dir / ("figures.json" if figures else "runner.json"), record)
     out["data_file"] = report.save_run(run_dir) if out["ok"] and save and not figures else None
     return out
+
+
+def _untimed_sitting_seconds(run_dir: Path) -> float | None:
+    """The time an earlier sitting of ``run_dir`` ran when it was killed before writing ``runner.json`` (a machine
+    that went away, SIGKILL): from the folder's stamp (``<%Y%m%d-%H%M%S>_s<seed>``, local time, when the runner
+    created it) to its newest file, a lower bound (the sitting may have computed on after its last write). Called
+    before the resumed sitting writes anything. None when the name has no stamp or the folder holds no file."""
+    try:
+        created = time.mktime(time.strptime(run_dir.name.rsplit("_s", 1)[0], "%Y%m%d-%H%M%S"))
+    except ValueError:
+        return None
+    writes = [p.stat().st_mtime for p in run_dir.rglob("*") if p.is_file()]
+    return round(max(0.0, max(writes) - created), 1) if writes else None
 
 
 def run_experiment(spec: dict, seeds: list[int], profile: str, stamp: str, options: dict) -> dict:

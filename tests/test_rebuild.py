@@ -242,6 +242,32 @@ def test_resume_continues_an_interrupted_run_in_its_folder(tiny, monkeypatch, ca
     assert len(list((tiny / "runs" / "80_tiny").iterdir())) == 3
 
 
+def test_a_resumed_run_counts_the_time_of_a_sitting_that_was_killed(tiny, monkeypatch):
+    """A sitting killed before it wrote runner.json (here: its runner.json removed, its files dated as if it ran for
+    an hour) is counted in the resumed run's seconds, from the folder's stamp to its newest file: the compute table
+    never shows less time than the run's training took."""
+    import os
+    import time
+
+    monkeypatch.setenv("TINY_STOP", "1")
+    assert run.main(["--profile", "quick"]) == 1
+    folder, = (tiny / "runs" / "80_tiny").iterdir()
+    (folder / "runner.json").unlink()  # as after SIGKILL
+    created = time.mktime(time.strptime(folder.name.rsplit("_s", 1)[0], "%Y%m%d-%H%M%S"))
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    for p in files:
+        os.utime(p, (created + 1800, created + 1800))
+    os.utime(files[0], (created + 3600, created + 3600))  # the killed sitting's last write: an hour after the stamp
+    monkeypatch.delenv("TINY_STOP")
+    assert run.main(["--profile", "quick", "--resume"]) == 0
+    record = json.loads((folder / "runner.json").read_text())
+    assert record["resumed"] and record["untimed_sitting_seconds"] == 3600.0
+    assert record["seconds"] == round(record["sitting_seconds"] + 3600.0, 1)
+    assert record["started"] == time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(created))  # the first sitting's
+    data = json.loads((tiny / "results" / "80_tiny" / "quick" / "seed0.json").read_text())
+    assert data["notebook_seconds"] == record["seconds"]
+
+
 def test_a_change_of_evaluation_settings_alone_reuses_the_trained_models(tiny, capsys):
     """A parameter file that changes only an evaluation setting (the notebook's evaluation_keys) runs in a new folder
     that starts from the finished run's trained models: its checkpoint and training records are the donor's byte for
