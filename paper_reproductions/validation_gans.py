@@ -1,6 +1,6 @@
 """Validation-split checks behind notebook 41's standard profile (issue 19: a small sweep on the validation split;
 nothing is tuned on the test split): the DCGAN's budget (iterations, width), the VAE/GAN repair and its gamma, and AVAE
-with the released code's form of L_Z beside the slides' (notebook 41 uses the slides').
+with the released code's form of L_Z beside the slides' (notebook 41 runs both: models avae and avae_code).
 
     python -m paper_reproductions.validation_gans --model gan --width 16 --steps 8000          # the DCGAN floor
     python -m paper_reproductions.validation_gans --model vaegan --steps 4000 --gamma 0.1 1 --beta 0.0625
