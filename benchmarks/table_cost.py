@@ -49,11 +49,17 @@ EXPERIMENTS = ("12_avb_mnist", "21_asvae_mnist", "31_bavae_mnist", "41_avae_mnis
 CHAINS, LEAPFROG = 5, 10  # every AIS and BDMC call of these notebooks
 
 
-def avae_options(beta: float) -> dict:
+AVAE_REGISTRY_NAME = {"vae": "dcgan_vae", "gan": "dcgan", "vaegan": "vaegan", "bigan": "bigan", "avae": "avae",
+                      "avae_code": "avae"}  #: notebook 41's REGISTRY_NAME (tests/test_benchmarks.py checks the copy)
+
+
+def avae_options(beta: float, vaegan_gamma: float) -> dict:
     """Notebook 41's per-model options (its ``OPTIONS``, recorded as ``options`` in each run's config.json) at KL
-    weight ``beta`` (its ``BETA`` parameter)."""
-    return {"vae": dict(beta=beta), "gan": {}, "vaegan": dict(gamma=1e-5), "bigan": {},
-            "avae": dict(beta=beta, lz_weight=1.0, lz_variant="slides")}
+    weight ``beta`` (its ``BETA`` parameter) and VAE/GAN's ``vaegan_gamma`` (a key of its ``SETTINGS``); a copy,
+    checked against the notebook's own by tests/test_benchmarks.py."""
+    return {"vae": dict(beta=beta), "gan": {}, "vaegan": dict(gamma=vaegan_gamma, beta=beta), "bigan": {},
+            "avae": dict(beta=beta, lz_weight=1.0, lz_variant="slides"),
+            "avae_code": dict(beta=beta, lz_weight=1.0, lz_variant="code")}
 
 
 def profile_settings(experiment: str, profile: str = "full") -> dict:
@@ -68,7 +74,7 @@ def profile_settings(experiment: str, profile: str = "full") -> dict:
         raise ValueError(f"{experiment} has no SETTINGS parameter")
     out = {**params, **params["SETTINGS"]}
     if "BETA" in params:
-        out["OPTIONS"] = avae_options(params["BETA"])
+        out["OPTIONS"] = avae_options(params["BETA"], params["SETTINGS"]["vaegan_gamma"])
     return out
 
 
@@ -119,7 +125,7 @@ def rows(experiment: str) -> list[dict]:
                 s["batch_size"], False, s["steps"], [])
     elif experiment == "41_avae_mnist":
         for name in models:
-            add(name, lambda name=name: registry.build({"vae": "dcgan_vae", "gan": "dcgan"}.get(name, name),
+            add(name, lambda name=name: registry.build(AVAE_REGISTRY_NAME[name],
                                                        x_shape=X_SHAPE, z_dim=s["z_dim"], width=s["width"],
                                                    noise_dim=s["noise_dim"], **s["OPTIONS"][name]),
                 lambda m: {pl: s["lr"] for pl in m.players}, s["batch_size"], False, s["steps"], [])

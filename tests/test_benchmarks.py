@@ -12,7 +12,7 @@ PROFILE = "auto"
 STEPS = 0
 MODELS = "vae,avae"
 BETA = 0.0625
-SETTINGS = {"width": 16, "steps": 1_000, "hidden": (256, 256)}
+SETTINGS = {"width": 16, "steps": 1_000, "hidden": (256, 256), "vaegan_gamma": 1.0}
 
 # %%
 SETTINGS = {"width": 0}  # later cells are not read
@@ -25,19 +25,37 @@ def test_profile_settings_come_from_the_parameter_file_over_the_parameters_cell(
     nb_dir.mkdir(), params.mkdir()
     (nb_dir / "99_fake.py").write_text(NOTEBOOK)
     (params / "99_fake.full.yaml").write_text("notebook: 99_fake\nparameters:\n  MODELS: vae\n"
-                                              "  SETTINGS: {width: 64, steps: 50000, hidden: [512, 512]}\n")
+                                              "  SETTINGS: {width: 64, steps: 50000, hidden: [512, 512], vaegan_gamma: 0.5}\n")
     monkeypatch.setattr(notebook, "NOTEBOOKS_DIR", nb_dir)
     monkeypatch.setattr(notebook, "PARAMS_DIR", params)
     s = table_cost.profile_settings("99_fake", "full")
     assert s["steps"] == 50_000 and s["width"] == 64 and s["hidden"] == [512, 512]  # the file's SETTINGS, not quick
     assert s["MODELS"] == "vae" and s["STEPS"] == 0 and s["BETA"] == 0.0625  # the file over the parameters cell
     assert s["OPTIONS"]["avae"] == {"beta": 0.0625, "lz_weight": 1.0, "lz_variant": "slides"}  # BETA bound
+    assert s["OPTIONS"]["vaegan"] == {"gamma": 0.5, "beta": 0.0625}  # the file's vaegan_gamma
     (params / "98_fake.full.yaml").write_text("notebook: 99_fake\nparameters:\n  SETTINGS: {width: 64}\n")
-    with pytest.raises(notebook.ParameterError, match=r"missing \['hidden', 'steps'\]"):
+    with pytest.raises(notebook.ParameterError, match=r"missing \['hidden', 'steps', 'vaegan_gamma'\]"):
         table_cost.profile_settings("98_fake", "full")  # a profile's SETTINGS is complete, not a patch
     (params / "97_fake.full.yaml").write_text("notebook: 99_fake\nparameters:\n  STEP: 5\n")
     with pytest.raises(notebook.ParameterError, match="unknown parameter"):
         table_cost.profile_settings("97_fake", "full")
+
+
+def test_table_cost_copy_of_notebook_41s_models_matches_the_notebook():
+    """table_cost repeats notebook 41's REGISTRY_NAME and OPTIONS: the notebook's own statements, executed with BETA and
+    SETTINGS bound, give the same (a model or option added to the notebook and not to the copy fails here)."""
+    import ast
+
+    from lib.paths import NOTEBOOKS_DIR
+
+    tree = ast.parse((NOTEBOOKS_DIR / "41_avae_mnist.py").read_text())
+    wanted = {"REGISTRY_NAME", "OPTIONS"}
+    found = [n for n in tree.body if isinstance(n, ast.Assign) and {getattr(t, "id", None) for t in n.targets} & wanted]
+    assert {t.id for n in found for t in n.targets} == wanted
+    ns = {"BETA": 0.03, "SETTINGS": {"vaegan_gamma": 0.7}}
+    exec(compile(ast.Module(body=found, type_ignores=[]), "41_avae_mnist.py", "exec"), ns)
+    assert table_cost.AVAE_REGISTRY_NAME == ns["REGISTRY_NAME"]
+    assert table_cost.avae_options(0.03, 0.7) == ns["OPTIONS"]
 
 
 @pytest.mark.parametrize("experiment", table_cost.EXPERIMENTS)
