@@ -85,6 +85,21 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+RUN_STAMP = "%Y%m%d-%H%M%S"  #: a run folder's name is <stamp>_s<seed>, the stamp in local time (time.strftime)
+
+
+def run_folder_time(name: str) -> float | None:
+    """When a run folder named ``<stamp>_s<seed>`` (:func:`new_run_dir`) was created: seconds since the epoch, from
+    its stamp (local time, to the second). None for a name without such a stamp (a folder given as ``RUN_DIR``)."""
+    stamp = name.rsplit("_s", 1)[0]
+    if len(stamp) != 15 or stamp[8] != "-" or not (stamp[:8] + stamp[9:]).isdigit():
+        return None
+    try:
+        return time.mktime(time.strptime(stamp, RUN_STAMP))
+    except ValueError:  # e.g. month 13
+        return None
+
+
 def new_run_dir(experiment: str, seed: int, run_dir: str | os.PathLike | None = None) -> Path:
     """The run folder: ``run_dir`` if given (created), else a new ``runs/<experiment>/<stamp>_s<seed>/``. Two runs of
     one experiment and seed started within the same second get different stamps (the second waits for the next
@@ -94,7 +109,7 @@ def new_run_dir(experiment: str, seed: int, run_dir: str | os.PathLike | None = 
         path.mkdir(parents=True, exist_ok=True)
         return path
     while True:
-        path = runs_dir() / experiment / f"{time.strftime('%Y%m%d-%H%M%S')}_s{seed}"
+        path = runs_dir() / experiment / f"{time.strftime(RUN_STAMP)}_s{seed}"
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             path.mkdir()

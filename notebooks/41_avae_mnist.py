@@ -206,7 +206,8 @@ def seeded_samples(name, model):
 x_show = x_test[:32]
 fig = samples_and_reconstructions(  # the GAN's reconstruct raises NotImplementedError: a blank panel
     models, x_show, seeded_samples, lambda name, model, x: model.reconstruct(x),
-    labels={**LABEL, "avae_code": "AVAE\n(code's L_Z)"}, rec_caption="data | rec." if len(models) > 5 else "data | reconstruction",
+    labels={**LABEL, "avae_code": "AVAE\n(code's L_Z)"},
+    rec_caption="data | rec." if len(models) > 5 else "data | reconstruction",  # six columns: narrower titles
     title=f"{DATA_NAME} ({profile} profile, seed {SEED}, {cfg['steps']} iterations each, width {cfg['width']}, "
           f"z_dim {cfg['z_dim']})")
 if save:

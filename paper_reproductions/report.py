@@ -27,13 +27,14 @@ import json
 import math
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import yaml
 
 from lib.notebook import REUSED_TRAINING
 from lib.paths import REPRO_DIR
-from lib.runs import atomic_write_bytes, json_normalized, write_json
+from lib.runs import atomic_write_bytes, json_normalized, run_folder_time, write_json
 
 DATA_DIR = REPRO_DIR / "results"
 PAPER_VALUES = REPRO_DIR / "paper_values.yaml"
@@ -109,10 +110,8 @@ def record_from_run(run_dir: str | Path) -> dict | None:
 
 def _stamp_time(name: str) -> str | None:
     """``"20261129-161154_s0"`` -> ``"2026-11-29T16:11:54"`` (the run folder's local time), None for another name."""
-    stamp = name.rsplit("_s", 1)[0]
-    if len(stamp) != 15 or stamp[8] != "-" or not (stamp[:8] + stamp[9:]).isdigit():
-        return None
-    return f"{stamp[:4]}-{stamp[4:6]}-{stamp[6:8]}T{stamp[9:11]}:{stamp[11:13]}:{stamp[13:]}"
+    created = run_folder_time(name)
+    return None if created is None else time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(created))
 
 
 def save_record(rec: dict, data_dir: Path | None = None) -> Path:

@@ -54,7 +54,7 @@ import yaml
 
 from lib.notebook import ParameterError, check_parameters, notebook_defaults
 from lib.paths import NOTEBOOKS_DIR, REPRO_DIR, runs_dir
-from lib.runs import PROFILES, json_normalized, resolve_profile, write_json
+from lib.runs import PROFILES, json_normalized, resolve_profile, run_folder_time, write_json
 from paper_reproductions import report
 
 PARAMS_DIR = REPRO_DIR / "params"
@@ -288,8 +288,7 @@ def run_notebook(spec: dict, profile: str, seed: int, stamp: str, save: bool = T
         if untimed is not None:  # an earlier sitting was killed before it could write runner.json
             sittings["untimed_sitting_seconds"] = untimed
             out["seconds"] = round(out["seconds"] + untimed, 1)
-            created = time.mktime(time.strptime(run_dir.name.rsplit("_s", 1)[0], "%Y%m%d-%H%M%S"))
-            started = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(created))
+            started = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(run_folder_time(run_dir.name)))
         started = earlier.get("started") or started
     record = {**out, "notebook": spec["notebook"], "profile": profile, "parameters": spec["parameters"],
               "started": started, **sittings}
@@ -303,9 +302,8 @@ def _untimed_sitting_seconds(run_dir: Path) -> float | None:
     that went away, SIGKILL): from the folder's stamp (``<%Y%m%d-%H%M%S>_s<seed>``, local time, when the runner
     created it) to its newest file, a lower bound (the sitting may have computed on after its last write). Called
     before the resumed sitting writes anything. None when the name has no stamp or the folder holds no file."""
-    try:
-        created = time.mktime(time.strptime(run_dir.name.rsplit("_s", 1)[0], "%Y%m%d-%H%M%S"))
-    except ValueError:
+    created = run_folder_time(run_dir.name)
+    if created is None:
         return None
     writes = [p.stat().st_mtime for p in run_dir.rglob("*") if p.is_file()]
     return round(max(0.0, max(writes) - created), 1) if writes else None
